@@ -1,0 +1,1 @@
+"""Reproducible benchmarks for jobq: `python -m bench` (see bench/README.md)."""

@@ -1,0 +1,33 @@
+"""Settings: one value object, built by the CLI from flags, `JOBQ_*` variables and
+defaults, then passed down. No other module reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobq.storage import DEFAULT_URL
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db: str = DEFAULT_URL
+    host: str = "127.0.0.1"
+    port: int = 2424
+    #: extra admin keys (JOBQ_ADMIN_KEY); never shown in reprs
+    admin_keys: tuple[str, ...] = ()
+    #: largest request body (bytes) and JSON line (bytes)
+    max_body: int = 64 * 1024 * 1024
+    max_line: int = 1024 * 1024
+    #: most rows one list may ask for with `count`
+    max_count: int = 100_000
+    #: SQLite `synchronous` pragma: FULL survives a power cut, NORMAL only a crash
+    sqlite_synchronous: str = "FULL"
+    #: PostgreSQL connection pool size
+    pool_size: int = 10
+    log_format: str = "text"
+    #: requests a second allowed per key (0: no limit) and burst size
+    rate_limit: float = 0.0
+    rate_burst: int = 100
+
+    def __repr__(self) -> str:
+        return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

@@ -1,0 +1,216 @@
+"""The job model: keys, states, queue positions and the rules of state changes.
+
+Pure functions and value objects only: no I/O. Storage backends call these so that
+both backends apply exactly the same rules.
+
+## Queue positions (the design behind exact incremental sync)
+
+Every time a job enters a state it gets a *position* in its project:
+
+    position = max(now_ms << POSITION_SHIFT, last_position_of_project + 1)
+
+Positions only grow within a project, also when many jobs share a millisecond or the
+clock steps back, and they are handed out while holding the project's write lock, so
+the order of positions is the order of commits. `ts` (and `pending_time`,
+`running_time`, ...) is `position >> POSITION_SHIFT`: the time, kept monotonic.
+
+A queue (the jobs of a project in one state) is ordered by position. `list?stop=KEY`
+returns the jobs whose position is above the position at which KEY's job entered the
+listed state. Jobs keep the position of every state they entered, and a deleted job
+keeps a tombstone, so the cursor still works after KEY's job moved on or was removed.
+Because `startts`/`endts` are times, they map to position ranges too, and one index
+(project, state, position) serves ordering, `stop`, `startts` and `endts`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jobq import errors
+
+#: Bits of a position below the millisecond: 1,024 state changes a millisecond per
+#: project before `ts` runs ahead of the clock (it never goes back).
+POSITION_SHIFT = 10
+
+PRIORITY_MIN = 0
+PRIORITY_MAX = 4
+PRIORITY_DEFAULT = 2
+
+
+class State(enum.IntEnum):
+    """The four queues of a project, plus the tombstone of a removed job."""
+
+    #: waiting to be claimed by startjob
+    PENDING = 0
+    #: claimed by a worker
+    RUNNING = 1
+    #: done (also: cancelled while pending)
+    FINISHED = 2
+    #: deleted through jobq update; never listed
+    DELETED = 3
+    #: removed entirely (DELETE jobs/K); kept only so that `stop` still finds it
+    REMOVED = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str, what: str = "state") -> State:
+        state = _STATES_BY_LABEL.get(text) if isinstance(text, str) else None
+        if state is None:
+            raise errors.BadRequest(
+                f"{what}: unknown state {text!r} (expected pending, running, finished or deleted)"
+            )
+        return state
+
+
+_STATES_BY_LABEL = {s.label: s for s in State if s is not State.REMOVED}
+
+#: The queues that `summary` reports and `list` may list.
+LISTABLE = (State.PENDING, State.RUNNING, State.FINISHED)
+
+#: Metadata field holding the time a job entered each state, and who moved it there.
+TIME_FIELD: dict[State, str] = {s: f"{s.label}_time" for s in State if s is not State.REMOVED}
+ACTOR_FIELD: dict[State, str] = {
+    State.PENDING: "scheduled_by",
+    State.RUNNING: "started_by",
+    State.FINISHED: "completed_by",
+    State.DELETED: "deleted_by",
+}
+
+_ALLOWED = {
+    State.PENDING: {State.PENDING, State.RUNNING, State.FINISHED, State.DELETED},
+    State.RUNNING: {State.RUNNING, State.FINISHED, State.DELETED},
+    State.FINISHED: {State.FINISHED, State.DELETED},
+    State.DELETED: {State.DELETED},
+}
+
+
+def can_move(current: State, target: State) -> bool:
+    return target in _ALLOWED.get(current, ())
+
+
+def ts_of(position: int) -> int:
+    return position >> POSITION_SHIFT
+
+
+def next_position(last_position: int, now_ms: int) -> int:
+    return max(now_ms << POSITION_SHIFT, last_position + 1)
+
+
+def position_floor(ts_ms: int) -> int:
+    """The lowest position whose `ts` is `ts_ms`."""
+    return ts_ms << POSITION_SHIFT
+
+
+_ID = r"[1-9][0-9]{0,17}"
+_JOB_KEY = re.compile(rf"({_ID})/({_ID})/({_ID})")
+_SPIDER_KEY = re.compile(rf"({_ID})/({_ID})")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JobKey:
+    """`project/spider/job`, e.g. `53/7/81`."""
+
+    project: int
+    spider: int
+    job: int
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.spider}/{self.job}"
+
+    @classmethod
+    def parse(cls, text: Any, what: str = "key") -> JobKey:
+        match = _JOB_KEY.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise errors.BadRequest(f"{what}: {text!r} is not a job key like 53/7/81")
+        return cls(*(int(g) for g in match.groups()))
+
+
+@dataclass(frozen=True, slots=True)
+class SpiderKey:
+    """`project/spider`, e.g. `53/7`: all jobs of one spider."""
+
+    project: int
+    spider: int
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.spider}"
+
+
+def parse_target(text: Any, what: str = "key") -> JobKey | SpiderKey:
+    """A job key or a spider key, as `update` accepts."""
+    if isinstance(text, str):
+        match = _SPIDER_KEY.fullmatch(text)
+        if match:
+            return SpiderKey(int(match[1]), int(match[2]))
+    return JobKey.parse(text, what)
+
+
+def parse_id(text: str, what: str) -> int:
+    if not re.fullmatch(_ID, text):
+        raise errors.BadRequest(f"{what}: {text!r} is not a positive integer")
+    return int(text)
+
+
+def enter_state(meta: dict[str, Any], state: State, ts: int, actor: str) -> None:
+    """Record in `meta` that the job entered `state` at `ts`, moved by `actor`."""
+    meta["state"] = state.label
+    meta[TIME_FIELD[state]] = ts
+    meta[ACTOR_FIELD[state]] = actor
+
+
+#: Metadata the server owns: a client cannot set these through push, update or
+#: metadata POST (state changes go through jobq).
+SERVER_FIELDS = frozenset(
+    {"key", "auth", "_key", "state", "project", "spider", "pending_time", "running_time",
+     "finished_time", "deleted_time"}
+)
+
+
+def stamp_new(
+    meta: dict[str, Any], project: int, spider: str, state: State, ts: int, actor: str
+) -> dict[str, Any]:
+    """The metadata of a job created by push: the client's fields plus the server's."""
+    stamped = {k: v for k, v in meta.items() if k not in SERVER_FIELDS}
+    stamped["project"] = project
+    stamped["spider"] = spider
+    stamped["scheduled_by"] = actor
+    enter_state(stamped, state, ts, actor)
+    return stamped
+
+
+def merge_fields(meta: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Merge client fields into metadata; the server's own fields are not theirs to set."""
+    for name, value in fields.items():
+        if name not in SERVER_FIELDS:
+            meta[name] = value
+
+
+def tags_of(meta: dict[str, Any]) -> list[str] | None:
+    """The job's tags as stored for filtering: a list of strings, or None."""
+    tags = meta.get("tags")
+    if isinstance(tags, list) and tags:
+        return [t for t in tags if isinstance(t, str)] or None
+    return None
+
+
+CANCELLED = "cancelled"
+
+
+def cancel(meta: dict[str, Any], state: State, ts: int, actor: str) -> State | None:
+    """Cancel a job: the state it moves to (finished for a pending job), or None when it
+    stays where it is. A running job only records the request, for its worker."""
+    if state is State.PENDING:
+        meta["close_reason"] = CANCELLED
+        meta["cancelled_by"] = actor
+        enter_state(meta, State.FINISHED, ts, actor)
+        return State.FINISHED
+    if state is State.RUNNING:
+        meta.setdefault("cancel_requested_time", ts)
+        meta.setdefault("cancelled_by", actor)
+    return None

@@ -1,0 +1,295 @@
+"""The JobQ operations, between HTTP and storage: check access and input, call the
+storage, shape the answers. Nothing here knows HTTP or SQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobq import errors
+from jobq.core import jobs, validation
+from jobq.core.credentials import JobTokens, Principal
+from jobq.core.jobs import JobKey, State
+from jobq.storage.base import JobRecord, ListQuery, StartRequest, Storage
+
+#: rows of a summary queue unless `count` says otherwise
+SUMMARY_COUNT = 5
+#: rows of a list unless `count` says otherwise (as the hosted service)
+LIST_COUNT = 1000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class ListRequest:
+    """What a client asked `list`, `count` or `summary` for, checked for form only."""
+
+    states: tuple[State, ...] = (State.FINISHED,)
+    spiders: tuple[str, ...] = ()
+    has_tags: tuple[str, ...] = ()
+    lacks_tags: tuple[str, ...] = ()
+    startts: int | None = None
+    endts: int | None = None
+    stop: JobKey | None = None
+    count: int | None = None
+    start: int = 0
+    jobmeta: tuple[str, ...] | None = None
+    close_reasons: tuple[str, ...] = ()
+    keys: tuple[JobKey, ...] | None = field(default=None)
+
+
+def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> dict[str, Any]:
+    """One line of `list`/`summary`: the hosted service's fields, or with `jobmeta` the
+    key fields plus the metadata fields asked for."""
+    ts = jobs.ts_of(record.position)
+    row: dict[str, Any] = {
+        "key": str(record.key), "ts": ts, "state": record.state.label, "elapsed": now - ts
+    }
+    if jobmeta is None:
+        row["spider"] = record.spider
+        for state, position in record.positions.items():
+            row[jobs.TIME_FIELD[state]] = jobs.ts_of(position)
+    if record.tags:
+        row["tags"] = record.tags
+    if jobmeta is not None and record.meta is not None:
+        for name in jobmeta:
+            if name in record.meta:
+                row[name] = record.meta[name]
+    return row
+
+
+class JobQueue:
+    def __init__(self, storage: Storage, tokens: JobTokens, max_count: int) -> None:
+        self.storage = storage
+        self.tokens = tokens
+        self.max_count = max_count
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def push(
+        self, who: Principal, project: int, lines: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        who.check_project(project)
+        new_jobs = [validation.new_job(line, f"line {i}") for i, line in enumerate(lines, 1)]
+        pushed = await self.storage.push(project, new_jobs, who.name)
+        answers: list[dict[str, Any]] = []
+        for job, line, outcome in zip(new_jobs, lines, pushed, strict=True):
+            if outcome.key is None:
+                answers.append({"error": f"Active job exists with key {job.unique}",
+                                "request": line})
+            else:
+                token = self.tokens.issue(outcome.key) if job.state is State.RUNNING else None
+                answers.append({"key": str(outcome.key), "auth": token})
+        return answers
+
+    async def start(
+        self, who: Principal, project: int, params: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        who.check_project(project)
+        params = validation.expect_object(params, "start parameters")
+        botgroup = params.get("botgroup")
+        if botgroup is not None:
+            validation.name(botgroup, "botgroup")
+        claimed = await self.storage.start_job(
+            project, StartRequest(dict(params), botgroup), who.name
+        )
+        if claimed is None:
+            return None
+        key, meta = claimed
+        return {**meta, "key": str(key), "auth": self.tokens.issue(key)}
+
+    async def update(
+        self, who: Principal, project: int, lines: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        if who.job is None:
+            who.check_project(project)
+        updates = [
+            validation.job_update(line, f"line {i}", project) for i, line in enumerate(lines, 1)
+        ]
+        if who.job is not None:
+            for upd in updates:
+                if not isinstance(upd.target, JobKey):
+                    raise errors.Forbidden("a job token cannot update a whole spider")
+                who.check_job(upd.target)
+        done = await self.storage.update(project, updates, who.name)
+        return [{"key": str(u.key), "prevstate": u.prevstate.label} for u in done]
+
+    async def cancel(
+        self, who: Principal, project: int, keys: Sequence[Any] | None, count: int | None
+    ) -> int:
+        if keys is None:
+            who.check_admin()
+            return await self.storage.cancel(project, None, count, who.name)
+        parsed = []
+        for i, item in enumerate(keys, 1):
+            where = f"item {i}"
+            obj = validation.expect_object(item, where)
+            key = JobKey.parse(obj.get("key"), f"{where}: key")
+            validation.in_project(key, project, where)
+            who.check_job(key)
+            parsed.append(key)
+        return await self.storage.cancel(project, parsed, None, who.name)
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def _query(self, project: int, req: ListRequest) -> ListQuery:
+        spider_ids: tuple[int, ...] | None = None
+        if req.spiders:
+            found = [await self.storage.spider_id(project, s, create=False) for s in req.spiders]
+            spider_ids = tuple(sid for sid in found if sid is not None)
+        after = None
+        if req.stop is not None:
+            after = await self.storage.stop_position(req.stop, req.states)
+            if after is None:
+                raise errors.BadRequest(
+                    f"stop: job {req.stop} was never in the listed queue(s)"
+                    f" ({', '.join(s.label for s in req.states)})"
+                )
+        count = req.count
+        if count is not None and count > self.max_count:
+            raise errors.BadRequest(f"count: at most {self.max_count}")
+        return ListQuery(
+            states=req.states, spiders=spider_ids, has_tags=req.has_tags,
+            lacks_tags=req.lacks_tags, keys=req.keys, startts=req.startts, endts=req.endts,
+            after_position=after, close_reasons=req.close_reasons, count=count,
+            start=req.start, with_meta=req.jobmeta is not None,
+        )
+
+    async def list_jobs(
+        self, who: Principal, project: int, req: ListRequest
+    ) -> list[dict[str, Any]]:
+        who.check_project(project)
+        if req.stop is not None:
+            validation.in_project(req.stop, project, "stop")
+        if req.count is None:
+            req.count = LIST_COUNT
+        query = await self._query(project, req)
+        now = now_ms()
+        records = await self.storage.list_jobs(project, query)
+        return [render_row(r, now, req.jobmeta) for r in records]
+
+    async def count(self, who: Principal, project: int, req: ListRequest) -> int:
+        who.check_project(project)
+        req.count = None
+        return await self.storage.count_jobs(project, await self._query(project, req))
+
+    async def summary(
+        self, who: Principal, project: int, spider: int | None, state: State | None,
+        req: ListRequest,
+    ) -> list[dict[str, Any]]:
+        who.check_project(project)
+        if req.count is None:
+            req.count = SUMMARY_COUNT
+        counts = await self.storage.state_counts(project, spider)
+        now = now_ms()
+        answer = []
+        for queue in (state,) if state is not None else jobs.LISTABLE:
+            query = ListQuery(
+                states=(queue,), spiders=None if spider is None else (spider,),
+                count=req.count, start=req.start, with_meta=req.jobmeta is not None,
+            )
+            if req.count > self.max_count:
+                raise errors.BadRequest(f"count: at most {self.max_count}")
+            records = await self.storage.list_jobs(project, query)
+            answer.append({
+                "name": queue.label,
+                "count": counts.get(queue, 0),
+                "summary": [render_row(r, now, req.jobmeta) for r in records],
+            })
+        return answer
+
+    async def jobsummary(
+        self, who: Principal, project: int, keys: Sequence[JobKey], jobmeta: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        who.check_project(project)
+        query = ListQuery(
+            states=(*jobs.LISTABLE, State.DELETED), keys=tuple(keys), count=None,
+            with_meta=True,
+        )
+        found = {r.key: r for r in await self.storage.list_jobs(project, query)}
+        now = now_ms()
+        return [render_row(found[k], now, tuple(jobmeta)) for k in keys if k in found]
+
+    async def last_jobs(
+        self, who: Principal, project: int, spider: int | None
+    ) -> list[dict[str, Any]]:
+        who.check_project(project)
+        now = now_ms()
+        rows = []
+        for record in await self.storage.last_jobs(project, spider):
+            row = render_row(record, now, None)
+            if record.meta is not None and "close_reason" in record.meta:
+                row["close_reason"] = record.meta["close_reason"]
+            rows.append(row)
+        return rows
+
+    async def project_summary(self, project: int) -> dict[str, Any]:
+        counts = await self.storage.state_counts(project)
+        summary: dict[str, Any] = {"project": project}
+        for state in jobs.LISTABLE:
+            summary[state.label] = counts.get(state, 0)
+        summary["has_capacity"] = await self.storage.has_capacity(project)
+        return summary
+
+    async def project_summaries(self, who: Principal) -> list[dict[str, Any]]:
+        projects = await self.storage.projects()
+        return [await self.project_summary(p) for p in projects if who.can_see(p)]
+
+    # -- job metadata ---------------------------------------------------------------------
+
+    async def job_meta(self, who: Principal, key: JobKey) -> dict[str, Any]:
+        who.check_job(key)
+        meta = await self.storage.get_job_meta(key)
+        if meta is None:
+            raise errors.NotFound(f"job {key} not found")
+        return meta
+
+    async def set_job_meta(self, who: Principal, key: JobKey, lines: Sequence[Any]) -> None:
+        who.check_job(key)
+        fields: dict[str, Any] = {}
+        for i, line in enumerate(lines, 1):
+            fields.update(validation.meta_fields(line, f"line {i}"))
+        if not await self.storage.set_job_meta(key, fields):
+            raise errors.NotFound(f"job {key} not found")
+
+    async def delete_job_meta_field(self, who: Principal, key: JobKey, name: str) -> None:
+        who.check_job(key)
+        if not await self.storage.delete_job_meta_field(key, name):
+            raise errors.NotFound(f"job {key} not found")
+
+    async def remove_job(self, who: Principal, key: JobKey) -> None:
+        who.check_job(key)
+        if not await self.storage.remove_job(key):
+            raise errors.NotFound(f"job {key} not found")
+
+    # -- spiders, settings, botgroups -------------------------------------------------------
+
+    async def spider_id(self, who: Principal, project: int, name: str, create: bool) -> int | None:
+        who.check_project(project)
+        validation.name(name, "spider name")
+        return await self.storage.spider_id(project, name, create)
+
+    async def settings(self, who: Principal, project: int) -> dict[str, Any]:
+        who.check_project(project)
+        return await self.storage.get_settings(project)
+
+    async def update_settings(
+        self, who: Principal, project: int, fields: dict[str, Any], remove: Sequence[str] = ()
+    ) -> None:
+        who.check_project(project)
+        if "botgroups" in fields:
+            validation.botgroups_setting(fields["botgroups"])
+        await self.storage.update_settings(project, fields, remove)
+
+    async def set_max_running(self, who: Principal, botgroup: str, value: Any) -> None:
+        who.check_admin()
+        validation.name(botgroup, "botgroup")
+        await self.storage.set_max_running(botgroup, validation.max_running(value))
+
+    async def delete_botgroup(self, who: Principal, botgroup: str) -> None:
+        who.check_admin()
+        await self.storage.delete_botgroup(botgroup)

@@ -1,0 +1,67 @@
+"""The errors of jobq. They know nothing of HTTP: `jobq.http.errors` maps each class
+to a status code.
+
+    JobqError
+    ├── BadRequest          malformed input: a line, a parameter, a key       (400)
+    ├── Unauthorized        no or unknown credentials                           (401)
+    ├── Forbidden           valid credentials without access to the resource   (403)
+    ├── NotFound            no such resource, job or field                      (404)
+    ├── Conflict            a state change the rules do not allow               (409)
+    ├── PayloadTooLarge     a body or line over the size limit                  (413)
+    ├── RateLimited         too many requests for this key                      (429)
+    └── StorageError        the database failed or is out of reach              (503)
+        └── StorageUnavailable
+"""
+
+from __future__ import annotations
+
+
+class JobqError(Exception):
+    """Something went wrong in jobq."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__ or type(self).__name__)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class BadRequest(JobqError):
+    """The request is malformed."""
+
+
+class Unauthorized(JobqError):
+    """Unauthorized"""
+
+
+class Forbidden(JobqError):
+    """This key has no access to this resource."""
+
+
+class NotFound(JobqError):
+    """Not Found"""
+
+
+class Conflict(JobqError):
+    """The request conflicts with the job's current state."""
+
+
+class PayloadTooLarge(JobqError):
+    """The request body is too large."""
+
+
+class RateLimited(JobqError):
+    """Too many requests for this key."""
+
+    def __init__(self, message: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageError(JobqError):
+    """The database failed."""
+
+
+class StorageUnavailable(StorageError):
+    """The database is out of reach or cannot be written; try again later."""

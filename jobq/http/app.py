@@ -1,0 +1,63 @@
+"""`create_app`: the one place where settings, storage and the HTTP app meet."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from jobq.config import Settings
+from jobq.core import credentials
+from jobq.core.queue import JobQueue
+from jobq.http import errors as http_errors
+from jobq.http.routes import ROUTES
+from jobq.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+
+async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | None:
+    """On the first start without JOBQ_ADMIN_KEY, make an admin key: returned once, stored
+    only as its hash."""
+    if settings.admin_keys:
+        return None
+    if any(k.project is None for k in await storage.list_api_keys()):
+        return None
+    secret = credentials.new_api_key()
+    await storage.create_api_key(credentials.hash_key(secret), credentials.ADMIN, None)
+    return secret
+
+
+def create_app(settings: Settings, storage: Storage) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await storage.open()
+        try:
+            new_admin_key = await bootstrap_admin_key(storage, settings)
+            if new_admin_key is not None:
+                print(f"jobq: created the admin key {new_admin_key} (shown only this once)",
+                      flush=True)
+            signing_key = await storage.get_or_create_secret(
+                credentials.TOKEN_SECRET_NAME, secrets.token_urlsafe(32)
+            )
+            tokens = credentials.JobTokens(signing_key)
+            app.state.settings = settings
+            app.state.authenticator = credentials.Authenticator(
+                storage, tokens, settings.admin_keys
+            )
+            app.state.queue = JobQueue(storage, tokens, settings.max_count)
+            yield
+        finally:
+            await storage.close()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+        exception_handlers=http_errors.HANDLERS,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,1 @@
+"""One module per resource: parse the request, call `jobq.core`, render the answer."""

@@ -1,0 +1,93 @@
+"""Query parameters: parsed strictly, each error naming the parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from starlette.datastructures import QueryParams
+
+from jobq import errors
+from jobq.core.jobs import JobKey, State
+from jobq.core.queue import ListRequest
+
+#: parameters every endpoint accepts (auth and output shaping)
+COMMON = frozenset({"apikey", "format", "saveas", "fields", "include_headers", "sep", "quote",
+                    "escape", "lineend", "meta"})
+LIST_PARAMS = frozenset({"state", "startts", "endts", "stop", "count", "start", "spider",
+                         "has_tag", "lacks_tag", "jobmeta", "filter", "key"})
+
+
+def check_known(params: QueryParams, allowed: Iterable[str]) -> None:
+    known = COMMON | frozenset(allowed)
+    unknown = sorted({name for name in params if name not in known})
+    if unknown:
+        raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
+
+
+def integer(params: QueryParams, name: str, minimum: int = 0) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise errors.BadRequest(f"{name}: {value!r} is not an integer") from None
+    if number < minimum:
+        raise errors.BadRequest(f"{name}: must be at least {minimum}")
+    return number
+
+
+def flag(params: QueryParams, name: str) -> bool:
+    return params.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def _filters(params: QueryParams, req: ListRequest) -> None:
+    """The legacy `filter` parameter: JSON triples [field, operator, [values]]."""
+    for raw in params.getlist("filter"):
+        try:
+            triple = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise errors.BadRequest(f"filter: {raw!r} is not JSON") from None
+        if (not isinstance(triple, list) or len(triple) != 3
+                or not isinstance(triple[2], list)
+                or not all(isinstance(v, str) for v in triple[2])):
+            raise errors.BadRequest(
+                f"filter: {raw!r} is not a triple like [\"state\", \"=\", [\"finished\"]]"
+            )
+        field, op, values = triple
+        match (field, op):
+            case ("state", "="):
+                req.states = tuple(State.parse(v, "filter state") for v in values)
+            case ("spider", "="):
+                req.spiders += tuple(values)
+            case ("tags", "haselement"):
+                req.has_tags += tuple(values)
+            case ("tags", "hasnotelement"):
+                req.lacks_tags += tuple(values)
+            case ("close_reason", "="):
+                req.close_reasons += tuple(values)
+            case _:
+                raise errors.BadRequest(f"filter: unsupported condition {field!r} {op!r}")
+
+
+def list_request(params: QueryParams, default_states: tuple[State, ...]) -> ListRequest:
+    states = tuple(dict.fromkeys(State.parse(s) for s in params.getlist("state")))
+    if any(s is State.DELETED for s in states):
+        raise errors.BadRequest("state: deleted jobs are never listed")
+    stop = params.get("stop")
+    jobmeta = params.getlist("jobmeta")
+    req = ListRequest(
+        states=states or default_states,
+        spiders=tuple(params.getlist("spider")),
+        has_tags=tuple(params.getlist("has_tag")),
+        lacks_tags=tuple(params.getlist("lacks_tag")),
+        startts=integer(params, "startts"),
+        endts=integer(params, "endts"),
+        stop=JobKey.parse(stop, "stop") if stop else None,
+        count=integer(params, "count"),
+        start=integer(params, "start") or 0,
+        jobmeta=tuple(jobmeta) if jobmeta else None,
+    )
+    _filters(params, req)
+    return req

@@ -1,0 +1,141 @@
+"""Rendering results in the format the client chose (`format` or `Accept`):
+JSON lines (default), one JSON array, CSV, XML or plain text; `saveas` adds a
+Content-Disposition header. Compression (gzip) is the middleware's job."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from jobq import errors
+
+JSONLINES = "application/x-jsonlines"
+FORMATS = {
+    "jl": JSONLINES,
+    "json": "application/json",
+    "csv": "text/csv",
+    "xml": "application/xml",
+    "text": "text/plain",
+}
+_BY_MEDIA_TYPE = {media: name for name, media in FORMATS.items()}
+_BY_MEDIA_TYPE["application/jsonlines"] = "jl"
+
+
+def chosen_format(request: Request) -> str:
+    name = request.query_params.get("format")
+    if name is not None:
+        if name not in FORMATS:
+            raise errors.BadRequest(
+                f"format: unknown format {name!r} (expected {', '.join(FORMATS)})"
+            )
+        return name
+    for part in request.headers.get("accept", "").split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media in _BY_MEDIA_TYPE:
+            return _BY_MEDIA_TYPE[media]
+    return "jl"
+
+
+def _headers(request: Request) -> dict[str, str]:
+    saveas = request.query_params.get("saveas")
+    if saveas:
+        safe = "".join(c for c in saveas if c.isprintable() and c not in '"\\/')
+        return {"Content-Disposition": f'attachment; filename="{safe}"'}
+    return {}
+
+
+def json_response(value: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code, media_type="application/json")
+
+
+def rows_response(request: Request, rows: Iterable[Any]) -> Response:
+    """A result made of rows (usually objects), in the client's format."""
+    name = chosen_format(request)
+    rows = list(rows)
+    if name == "jl":
+        body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+    elif name == "json":
+        body = orjson.dumps(rows)
+    elif name == "csv":
+        body = _csv(request, rows)
+    elif name == "xml":
+        body = _xml(rows)
+    else:
+        body = b"".join(_text(row) + b"\n" for row in rows)
+    return Response(body, media_type=FORMATS[name], headers=_headers(request))
+
+
+def value_response(request: Request, value: Any) -> Response:
+    """A result that is one JSON value (a number, an object): JSON unless asked otherwise."""
+    if request.query_params.get("format") or "jsonlines" in request.headers.get("accept", ""):
+        return rows_response(request, [value])
+    return Response(orjson.dumps(value), media_type="application/json", headers=_headers(request))
+
+
+def _text(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode()
+    return orjson.dumps(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _one_char(request: Request, name: str, default: str) -> str:
+    value = request.query_params.get(name, default)
+    if len(value) != 1:
+        raise errors.BadRequest(f"{name}: expected one character, got {value!r}")
+    return value
+
+
+def _csv(request: Request, rows: list[Any]) -> bytes:
+    fields_param = request.query_params.get("fields")
+    if not fields_param:
+        raise errors.BadRequest("fields: required with format=csv (comma-separated names)")
+    fields = fields_param.split(",")
+    lineend = request.query_params.get("lineend", "\n").encode().decode("unicode_escape")
+    escape = request.query_params.get("escape")
+    out = io.StringIO()
+    writer = csv.writer(
+        out,
+        delimiter=_one_char(request, "sep", ","),
+        quotechar=_one_char(request, "quote", '"'),
+        escapechar=_one_char(request, "escape", "\\") if escape else None,
+        doublequote=not escape,
+        lineterminator=lineend,
+    )
+    if request.query_params.get("include_headers", "").lower() in ("1", "true", "yes"):
+        writer.writerow(fields)
+    for row in rows:
+        record = row if isinstance(row, dict) else {}
+        writer.writerow([_cell(record.get(f)) for f in fields])
+    return out.getvalue().encode()
+
+
+def _xml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "".join(
+            f"<value name={quoteattr(str(k))}>{_xml_value(v)}</value>"
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return "".join(f"<value>{_xml_value(v)}</value>" for v in value)
+    return xml_escape(_cell(value))
+
+
+def _xml(rows: list[Any]) -> bytes:
+    items = "".join(f"<item>{_xml_value(row)}</item>" for row in rows)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<items>{items}</items>\n'.encode()

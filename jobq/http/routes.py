@@ -1,0 +1,49 @@
+"""The whole URL table."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from jobq.http.endpoints import jobq, jobs, misc
+
+GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
+JOB = "/jobs/{pid}/{sid}/{jobno}"
+
+ROUTES = [
+    Route("/system/ts", misc.system_ts, methods=GET),
+    Route("/healthz", misc.healthz, methods=GET),
+    Route("/readyz", misc.readyz, methods=GET),
+    # the queues
+    Route("/jobq/{pid}/list", jobq.list_jobs, methods=GET),
+    Route("/jobq/{pid}/count", jobq.count, methods=GET),
+    Route("/jobq/{pid}/jobsummary", jobq.jobsummary, methods=GET),
+    Route("/jobq/{pid}/summary", jobq.summary, methods=GET),
+    Route("/jobq/{pid}/summary/{state}", jobq.summary, methods=GET),
+    Route("/jobq/{pid}/{sid}/summary", jobq.summary, methods=GET),
+    Route("/jobq/{pid}/{sid}/summary/{state}", jobq.summary, methods=GET),
+    Route("/jobq/{pid}/push", jobq.push, methods=POST),
+    Route("/jobq/{pid}/startjob", jobq.startjob, methods=POST),
+    Route("/jobq/{pid}/update", jobq.update, methods=POST),
+    Route("/jobq/{pid}/cancel", jobq.cancel, methods=POST),
+    Route("/jobq/{pid}/{sid}/{jobno}/cancel", jobq.cancel_job, methods=POST),
+    # job metadata
+    Route(JOB, jobs.get_meta, methods=GET),
+    Route(JOB, jobs.post_meta, methods=POST),
+    Route(JOB, jobs.delete, methods=DELETE),
+    Route(JOB + "/{field}", jobs.get_meta, methods=GET),
+    Route(JOB + "/{field}", jobs.post_meta, methods=POST),
+    Route(JOB + "/{field}", jobs.delete, methods=DELETE),
+    # spiders, projects, botgroups
+    Route("/ids/{pid}/spider/{name}", misc.ids_spider, methods=GET),
+    Route("/projects/jobsummaries", misc.project_jobsummaries, methods=GET),
+    Route("/projects/{pid}/jobsummary", misc.project_jobsummary, methods=GET),
+    Route("/projects/{pid}/settings", misc.get_settings, methods=GET),
+    Route("/projects/{pid}/settings", misc.post_settings, methods=POST),
+    Route("/projects/{pid}/settings/{name}", misc.get_settings, methods=GET),
+    Route("/projects/{pid}/settings/{name}", misc.post_settings, methods=POST),
+    Route("/projects/{pid}/settings/{name}", misc.delete_setting, methods=DELETE),
+    Route("/spiders/{pid}/lastjobsummary", misc.lastjobsummary, methods=GET),
+    Route("/spiders/{pid}/{sid}/lastjobsummary", misc.lastjobsummary, methods=GET),
+    Route("/botgroups/{name}/max_running", misc.set_max_running, methods=POST),
+    Route("/botgroups/{name}", misc.delete_botgroup, methods=DELETE),
+]

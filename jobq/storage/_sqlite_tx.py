@@ -1,0 +1,348 @@
+"""The write transactions of the SQLite backend.
+
+Each function runs inside the group-commit writer's transaction (see `_sqlite_writer`),
+which is the only writer of the database file, so reading a row and then writing it
+needs no further locking. Positions are taken from `projects.last_position` while the
+write lock is held, so positions grow in commit order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from jobq import errors
+from jobq.core import jobs
+from jobq.core.jobs import JobKey, SpiderKey, State
+from jobq.storage.base import JobUpdate, NewJob, Pushed, StartRequest, Updated
+
+_POSITION_COLUMN = {
+    State.PENDING: "pending_position",
+    State.RUNNING: "running_position",
+    State.FINISHED: "finished_position",
+    State.DELETED: "deleted_position",
+}
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Positions:
+    """Hands out the positions of one transaction and stores the last one at the end."""
+
+    def __init__(self, conn: sqlite3.Connection, project: int, now_ms: int) -> None:
+        self._conn = conn
+        self._project = project
+        self._now_ms = now_ms
+        ensure_project(conn, project)
+        row = conn.execute(
+            "SELECT last_position FROM projects WHERE project_id = ?", (project,)
+        ).fetchone()
+        self.last: int = row[0]
+        self._start = self.last
+
+    def take(self) -> int:
+        self.last = jobs.next_position(self.last, self._now_ms)
+        return self.last
+
+    def save(self) -> None:
+        if self.last != self._start:
+            self._conn.execute(
+                "UPDATE projects SET last_position = ? WHERE project_id = ?",
+                (self.last, self._project),
+            )
+
+
+def ensure_project(conn: sqlite3.Connection, project: int) -> None:
+    conn.execute("INSERT OR IGNORE INTO projects (project_id) VALUES (?)", (project,))
+
+
+def spider_id(conn: sqlite3.Connection, project: int, name: str, create: bool) -> int | None:
+    row = conn.execute(
+        "SELECT spider_id FROM spiders WHERE project_id = ? AND name = ?", (project, name)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    if not create:
+        return None
+    ensure_project(conn, project)
+    (new_id,) = conn.execute(
+        "UPDATE projects SET last_spider_id = last_spider_id + 1 WHERE project_id = ?"
+        " RETURNING last_spider_id",
+        (project,),
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO spiders (project_id, spider_id, name) VALUES (?, ?, ?)",
+        (project, new_id, name),
+    )
+    return int(new_id)
+
+
+def _active_with_unique(conn: sqlite3.Connection, project: int, unique: str) -> JobKey | None:
+    row = conn.execute(
+        "SELECT spider_id, job_no FROM jobs"
+        " WHERE project_id = ? AND unique_key = ? AND state IN (0, 1)",
+        (project, unique),
+    ).fetchone()
+    return JobKey(project, row[0], row[1]) if row else None
+
+
+def push(
+    conn: sqlite3.Connection, project: int, new_jobs: Sequence[NewJob], actor: str, now_ms: int
+) -> list[Pushed]:
+    positions = Positions(conn, project, now_ms)
+    spider_ids: dict[str, int] = {}
+    outcomes: list[Pushed] = []
+    rows: list[tuple[Any, ...]] = []
+    pending_unique: dict[str, JobKey] = {}
+    for job in new_jobs:
+        sid = spider_ids.get(job.spider)
+        if sid is None:
+            sid = spider_ids[job.spider] = spider_id(conn, project, job.spider, create=True) or 0
+        if job.unique is not None:
+            dup = pending_unique.get(job.unique) or _active_with_unique(conn, project, job.unique)
+            if dup is not None:
+                outcomes.append(Pushed(None, duplicate_of=dup))
+                continue
+        (job_no,) = conn.execute(
+            "UPDATE spiders SET last_job_no = last_job_no + 1"
+            " WHERE project_id = ? AND spider_id = ? RETURNING last_job_no",
+            (project, sid),
+        ).fetchone()
+        key = JobKey(project, sid, job_no)
+        if job.unique is not None and job.state in (State.PENDING, State.RUNNING):
+            pending_unique[job.unique] = key
+        position = positions.take()
+        meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position), actor)
+        entry: list[int | None] = [None, None, None, None]
+        entry[job.state] = position
+        rows.append(
+            (project, sid, job_no, int(job.state), position, *entry, job.priority,
+             job.unique, dumps(job.tags) if job.tags else None, dumps(meta))
+        )
+        outcomes.append(Pushed(key))
+    conn.executemany(
+        "INSERT INTO jobs (project_id, spider_id, job_no, state, position, pending_position,"
+        " running_position, finished_position, deleted_position, priority, unique_key, tags, meta)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    positions.save()
+    return outcomes
+
+
+def _move(
+    conn: sqlite3.Connection,
+    row_id: int,
+    meta: dict[str, Any],
+    state: State | None,
+    position: int | None,
+    tags_changed: bool,
+) -> None:
+    """Write a job's new metadata, and its new state when `state` is given."""
+    assignments = ["meta = ?"]
+    values: list[Any] = [dumps(meta)]
+    if state is not None and position is not None:
+        assignments += ["state = ?", "position = ?", f"{_POSITION_COLUMN[state]} = ?"]
+        values += [int(state), position, position]
+    if tags_changed:
+        tags = jobs.tags_of(meta)
+        assignments.append("tags = ?")
+        values.append(dumps(tags) if tags else None)
+    values.append(row_id)
+    conn.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", values)
+
+
+def _botgroup_allows(conn: sqlite3.Connection, project: int, botgroup: str | None) -> bool:
+    if botgroup is not None and not conn.execute(
+        "SELECT 1 FROM project_botgroups WHERE project_id = ? AND botgroup = ?",
+        (project, botgroup),
+    ).fetchone():
+        return False
+    return has_capacity(conn, project)
+
+
+def has_capacity(conn: sqlite3.Connection, project: int) -> bool:
+    full = conn.execute(
+        "SELECT 1 FROM project_botgroups pb JOIN botgroups b ON b.botgroup = pb.botgroup"
+        " WHERE pb.project_id = ? AND b.max_running IS NOT NULL AND b.max_running <= ("
+        "   SELECT COALESCE(SUM(sc.n), 0) FROM project_botgroups member"
+        "   JOIN state_counts sc ON sc.project_id = member.project_id AND sc.state = 1"
+        "   WHERE member.botgroup = pb.botgroup)"
+        " LIMIT 1",
+        (project,),
+    ).fetchone()
+    return full is None
+
+
+def start_job(
+    conn: sqlite3.Connection, project: int, request: StartRequest, actor: str, now_ms: int
+) -> tuple[JobKey, dict[str, Any]] | None:
+    if not _botgroup_allows(conn, project, request.botgroup):
+        return None
+    row = conn.execute(
+        "SELECT id, spider_id, job_no, meta FROM jobs WHERE project_id = ? AND state = 0"
+        " ORDER BY priority DESC, position LIMIT 1",
+        (project,),
+    ).fetchone()
+    if row is None:
+        return None
+    row_id, sid, job_no, raw = row
+    meta = orjson.loads(raw)
+    positions = Positions(conn, project, now_ms)
+    position = positions.take()
+    jobs.merge_fields(meta, request.params)
+    meta["_shub_worker"] = request.params.get("worker", actor)
+    jobs.enter_state(meta, State.RUNNING, jobs.ts_of(position), actor)
+    _move(conn, row_id, meta, State.RUNNING, position, "tags" in request.params)
+    positions.save()
+    return JobKey(project, sid, job_no), meta
+
+
+def _select_targets(
+    conn: sqlite3.Connection, target: JobKey | SpiderKey
+) -> list[tuple[int, int, int, int, str]]:
+    if isinstance(target, JobKey):
+        return conn.execute(
+            "SELECT id, spider_id, job_no, state, meta FROM jobs"
+            " WHERE project_id = ? AND spider_id = ? AND job_no = ? AND state <> 4",
+            (target.project, target.spider, target.job),
+        ).fetchall()
+    return conn.execute(
+        "SELECT id, spider_id, job_no, state, meta FROM jobs"
+        " WHERE project_id = ? AND spider_id = ? AND state IN (0, 1, 2)"
+        " ORDER BY state, position",
+        (target.project, target.spider),
+    ).fetchall()
+
+
+def update(
+    conn: sqlite3.Connection,
+    project: int,
+    updates: Sequence[JobUpdate],
+    actor: str,
+    now_ms: int,
+) -> list[Updated]:
+    positions = Positions(conn, project, now_ms)
+    done: list[Updated] = []
+    for line, upd in enumerate(updates, 1):
+        by_job_key = isinstance(upd.target, JobKey)
+        for row_id, sid, job_no, state_no, raw in _select_targets(conn, upd.target):
+            prev = State(state_no)
+            target = upd.state if upd.state is not None else prev
+            if not jobs.can_move(prev, target):
+                if by_job_key:
+                    raise errors.Conflict(
+                        f"line {line}: job {upd.target} cannot go from {prev.label}"
+                        f" to {target.label}"
+                    )
+                continue
+            meta = orjson.loads(raw)
+            jobs.merge_fields(meta, upd.fields)
+            position = None
+            if target is not prev:
+                position = positions.take()
+                jobs.enter_state(meta, target, jobs.ts_of(position), actor)
+            _move(conn, row_id, meta, target, position, "tags" in upd.fields)
+            done.append(Updated(JobKey(project, sid, job_no), prev))
+    positions.save()
+    return done
+
+
+def cancel(
+    conn: sqlite3.Connection,
+    project: int,
+    keys: Sequence[JobKey] | None,
+    limit: int | None,
+    actor: str,
+    now_ms: int,
+) -> int:
+    if keys is None:
+        rows = conn.execute(
+            "SELECT id, state, meta FROM jobs WHERE project_id = ? AND state = 0"
+            " ORDER BY position LIMIT ?",
+            (project, limit if limit is not None else -1),
+        ).fetchall()
+    else:
+        rows = []
+        for key in dict.fromkeys(keys):
+            rows += conn.execute(
+                "SELECT id, state, meta FROM jobs WHERE project_id = ? AND spider_id = ?"
+                " AND job_no = ? AND state IN (0, 1)",
+                (key.project, key.spider, key.job),
+            ).fetchall()
+    positions = Positions(conn, project, now_ms)
+    for row_id, state_no, raw in rows:
+        meta = orjson.loads(raw)
+        state = State(state_no)
+        position = positions.take() if state is State.PENDING else None
+        ts = jobs.ts_of(position) if position is not None else now_ms
+        new_state = jobs.cancel(meta, state, ts, actor)
+        _move(conn, row_id, meta, new_state, position, tags_changed=False)
+    positions.save()
+    return len(rows)
+
+
+def _load_meta(conn: sqlite3.Connection, key: JobKey) -> tuple[int, dict[str, Any]] | None:
+    row = conn.execute(
+        "SELECT id, meta FROM jobs WHERE project_id = ? AND spider_id = ? AND job_no = ?"
+        " AND state <> 4",
+        (key.project, key.spider, key.job),
+    ).fetchone()
+    return (row[0], orjson.loads(row[1])) if row else None
+
+
+def set_job_meta(conn: sqlite3.Connection, key: JobKey, fields: dict[str, Any]) -> bool:
+    found = _load_meta(conn, key)
+    if found is None:
+        return False
+    row_id, meta = found
+    jobs.merge_fields(meta, fields)
+    _move(conn, row_id, meta, None, None, "tags" in fields)
+    return True
+
+
+def delete_job_meta_field(conn: sqlite3.Connection, key: JobKey, name: str) -> bool:
+    found = _load_meta(conn, key)
+    if found is None:
+        return False
+    row_id, meta = found
+    if name not in jobs.SERVER_FIELDS and name in meta:
+        del meta[name]
+        _move(conn, row_id, meta, None, None, name == "tags")
+    return True
+
+
+def remove_job(conn: sqlite3.Connection, key: JobKey) -> bool:
+    cursor = conn.execute(
+        "UPDATE jobs SET state = 4, meta = '{}', tags = NULL, unique_key = NULL"
+        " WHERE project_id = ? AND spider_id = ? AND job_no = ? AND state <> 4",
+        (key.project, key.spider, key.job),
+    )
+    return cursor.rowcount > 0
+
+
+def update_settings(
+    conn: sqlite3.Connection, project: int, fields: dict[str, Any], remove: Sequence[str]
+) -> None:
+    ensure_project(conn, project)
+    (raw,) = conn.execute(
+        "SELECT settings FROM projects WHERE project_id = ?", (project,)
+    ).fetchone()
+    settings = orjson.loads(raw)
+    settings.update(fields)
+    for name in remove:
+        settings.pop(name, None)
+    conn.execute(
+        "UPDATE projects SET settings = ? WHERE project_id = ?", (dumps(settings), project)
+    )
+    if "botgroups" in fields or "botgroups" in remove:
+        conn.execute("DELETE FROM project_botgroups WHERE project_id = ?", (project,))
+        conn.executemany(
+            "INSERT OR IGNORE INTO project_botgroups (project_id, botgroup) VALUES (?, ?)",
+            [(project, name) for name in settings.get("botgroups") or ()],
+        )

@@ -1,0 +1,259 @@
+"""The storage interface: the only storage module that `jobq.core` imports.
+
+A backend is a class implementing `Storage`; `jobq.storage.open_storage(url)` picks one.
+Every write method is one atomic transaction: it either happens whole or raises and
+changes nothing. A write method returns only once its transaction is durably committed.
+Rules (transitions, metadata fields) come from `jobq.core.jobs` so that every backend
+applies the same ones.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobq.core.jobs import JobKey, SpiderKey, State
+
+
+@dataclass(slots=True)
+class NewJob:
+    """One line of `push`, validated."""
+
+    spider: str
+    state: State
+    priority: int
+    unique: str | None
+    tags: list[str] | None
+    #: the metadata to store, without the server's state/time/actor fields
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """The outcome of one `push` line: the new key, or the active job with the same
+    `unique` value."""
+
+    key: JobKey | None
+    duplicate_of: JobKey | None = None
+
+
+@dataclass(slots=True)
+class JobUpdate:
+    """One line of `update`."""
+
+    target: JobKey | SpiderKey
+    state: State | None
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    key: JobKey
+    prevstate: State
+
+
+@dataclass(slots=True)
+class ListQuery:
+    """The filters shared by `list`, `count` and `summary`."""
+
+    states: tuple[State, ...] = (State.FINISHED,)
+    spiders: tuple[int, ...] | None = None  # spider ids; () matches nothing
+    has_tags: tuple[str, ...] = ()
+    lacks_tags: tuple[str, ...] = ()
+    keys: tuple[JobKey, ...] | None = None
+    startts: int | None = None
+    endts: int | None = None
+    #: position bound from `stop` (exclusive), see `Storage.stop_position`
+    after_position: int | None = None
+    #: legacy `close_reason` filter values
+    close_reasons: tuple[str, ...] = ()
+    count: int | None = 1000
+    start: int = 0
+    #: load the whole metadata of each job (for `jobmeta`)
+    with_meta: bool = False
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A job as `list` sees it."""
+
+    key: JobKey
+    spider: str
+    state: State
+    position: int
+    #: position of each state the job entered
+    positions: dict[State, int]
+    tags: list[str] | None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key (the secret itself is never stored, only its hash)."""
+
+    key_id: int
+    name: str
+    #: None for an admin key
+    project: int | None
+    created_ms: int
+    revoked_ms: int | None = None
+
+
+@dataclass(slots=True)
+class StartRequest:
+    params: dict[str, Any] = field(default_factory=dict)
+    botgroup: str | None = None
+
+
+class Storage(abc.ABC):
+    """Where jobs live. Implementations: `SqliteStorage`, `PostgresStorage`."""
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect, and bring the schema up to date (migrations)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release connections."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise `StorageUnavailable` unless the database answers."""
+
+    # -- jobs: writes ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
+        """Create jobs, in order. A line whose `unique` matches an active (pending or
+        running) job of the project, or an earlier line of the same push, is refused
+        with `Pushed(None, duplicate_of=...)`; the other lines are created."""
+
+    @abc.abstractmethod
+    async def start_job(
+        self, project: int, request: StartRequest, actor: str
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        """Claim the next pending job (highest priority, then oldest), move it to
+        running and merge `request.params` into its metadata. None when no job is
+        pending, the project is not in `request.botgroup`, or a botgroup of the
+        project is at its `max_running`. Never hands one job out twice."""
+
+    @abc.abstractmethod
+    async def update(
+        self, project: int, updates: Sequence[JobUpdate], actor: str
+    ) -> list[Updated]:
+        """Apply updates in order. A job key whose transition is not allowed raises
+        `Conflict` (and nothing is changed); a spider key skips such jobs."""
+
+    @abc.abstractmethod
+    async def cancel(
+        self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
+    ) -> int:
+        """Cancel the given jobs (or, with `keys=None`, up to `limit` pending jobs,
+        oldest first). A pending job becomes finished with `close_reason: cancelled`;
+        a running job records `cancel_requested_time`. Returns how many were pending or
+        running."""
+
+    @abc.abstractmethod
+    async def set_job_meta(self, key: JobKey, fields: dict[str, Any]) -> bool:
+        """Merge fields into a job's metadata. False when the job does not exist."""
+
+    @abc.abstractmethod
+    async def delete_job_meta_field(self, key: JobKey, name: str) -> bool:
+        """Remove one metadata field. False when the job does not exist."""
+
+    @abc.abstractmethod
+    async def remove_job(self, key: JobKey) -> bool:
+        """Remove a job from every queue, keeping a tombstone for `stop`."""
+
+    # -- jobs: reads ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_job_meta(self, key: JobKey) -> dict[str, Any] | None:
+        """The whole metadata of a job, or None when it does not exist (or was removed)."""
+
+    @abc.abstractmethod
+    async def list_jobs(self, project: int, query: ListQuery) -> list[JobRecord]:
+        """Jobs matching `query`, highest position first."""
+
+    @abc.abstractmethod
+    async def count_jobs(self, project: int, query: ListQuery) -> int:
+        """How many jobs match `query` (ignoring `count`/`start`)."""
+
+    @abc.abstractmethod
+    async def state_counts(self, project: int, spider: int | None = None) -> dict[State, int]:
+        """Jobs in each state, maintained on every write (not counted at read time)."""
+
+    @abc.abstractmethod
+    async def stop_position(
+        self, key: JobKey, states: Sequence[State]
+    ) -> int | None:
+        """The position at which `key`'s job last entered one of `states`, also if it
+        has moved on or was removed since; None if it never did."""
+
+    @abc.abstractmethod
+    async def last_jobs(self, project: int, spider: int | None) -> list[JobRecord]:
+        """The newest job (highest job number, not deleted) of each spider."""
+
+    @abc.abstractmethod
+    async def projects(self) -> list[int]:
+        """Every project that has jobs, spiders or settings."""
+
+    # -- spiders, settings, botgroups -----------------------------------------------------
+
+    @abc.abstractmethod
+    async def spider_id(self, project: int, name: str, create: bool) -> int | None:
+        """The id of a spider name; a new name gets the next id when `create`."""
+
+    @abc.abstractmethod
+    async def spider_names(self, project: int, ids: Sequence[int]) -> dict[int, str]:
+        """Names of the given spider ids of a project."""
+
+    @abc.abstractmethod
+    async def get_settings(self, project: int) -> dict[str, Any]:
+        """The project's settings object (empty when none were set)."""
+
+    @abc.abstractmethod
+    async def update_settings(
+        self, project: int, fields: dict[str, Any], remove: Sequence[str] = ()
+    ) -> None:
+        """Merge fields into the project's settings and drop `remove`. The `botgroups`
+        setting (a list of names) puts the project into those botgroups."""
+
+    @abc.abstractmethod
+    async def set_max_running(self, botgroup: str, max_running: int | None) -> None:
+        """Cap the running jobs of a botgroup's projects (None: no cap)."""
+
+    @abc.abstractmethod
+    async def delete_botgroup(self, botgroup: str) -> None:
+        """Forget a botgroup's cap."""
+
+    @abc.abstractmethod
+    async def has_capacity(self, project: int) -> bool:
+        """False when a botgroup of the project is at its `max_running`."""
+
+    # -- credentials ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_api_key(self, key_hash: str, name: str, project: int | None) -> ApiKey:
+        """Store a new key by its hash."""
+
+    @abc.abstractmethod
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live (not revoked) key with this hash."""
+
+    @abc.abstractmethod
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included."""
+
+    @abc.abstractmethod
+    async def revoke_api_key(self, key_id: int) -> bool:
+        """Revoke a key. False if there is no live key with that id."""
+
+    @abc.abstractmethod
+    async def get_or_create_secret(self, name: str, value: str) -> str:
+        """A server secret (e.g. the job-token signing key): the stored one, or
+        `value` stored now if there was none."""

@@ -1,0 +1,349 @@
+"""The embedded backend: one SQLite file in WAL mode.
+
+Writes go through one group-commit writer thread (`_sqlite_writer`); reads run on a
+small pool of reader threads, each with its own connection, which WAL lets read while
+the writer writes. Durability: `synchronous=FULL` by default, so a commit is fsynced
+before any caller is answered; `synchronous="NORMAL"` trades the last commits before a
+power cut (never a `kill -9`) for fewer fsyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from jobq import errors
+from jobq.core.jobs import JobKey, State
+from jobq.storage import _sqlite_read as read
+from jobq.storage import _sqlite_tx as tx
+from jobq.storage._sqlite_writer import GroupCommitWriter, _translate
+from jobq.storage.base import (
+    ApiKey,
+    JobRecord,
+    JobUpdate,
+    ListQuery,
+    NewJob,
+    Pushed,
+    StartRequest,
+    Storage,
+    Updated,
+)
+
+T = TypeVar("T")
+
+#: reader threads (each holds one connection)
+READERS = 4
+#: how long a connection waits for another process's lock before failing (ms)
+BUSY_TIMEOUT_MS = 5000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _sql_file(name: str) -> str:
+    return (resources.files("jobq.storage") / "sql" / "sqlite" / name).read_text("utf-8")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered migrations, in order."""
+    folder = resources.files("jobq.storage") / "sql" / "sqlite" / "migrations"
+    found = sorted(
+        (int(entry.name.split("_", 1)[0]), entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    return found
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into statements (triggers hold `;` inside BEGIN ... END)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not current.strip().startswith("--"):
+        raise ValueError(f"incomplete SQL statement: {current[:80]!r}")
+    return statements
+
+
+class SqliteStorage(Storage):
+    """Jobs in one SQLite file at `path`."""
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._writer = GroupCommitWriter(self._connect)
+        self._local = threading.local()
+        self._readers: ThreadPoolExecutor | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA cache_size = -16000")  # KiB: 16 MiB of page cache a connection
+        return conn
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+            raise errors.JobqError(f"unknown SQLite synchronous setting {self.synchronous!r}")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(self.migrate)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        self._writer.start()
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="jobq-sqlite-reader")
+
+    def migrate(self) -> int:
+        """Create the schema or apply the migrations it lacks; returns the version."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            steps = migrations()
+            latest = steps[-1][0] if steps else 0
+            if version == 0:
+                for statement in split_statements(_sql_file("schema.sql")):
+                    conn.execute(statement)
+            else:
+                for number, script in steps:
+                    if number > version:
+                        for statement in split_statements(script):
+                            conn.execute(statement)
+            if version > latest:
+                raise errors.JobqError(
+                    f"the database has schema version {version}, newer than this jobq ({latest})"
+                )
+            conn.execute(f"PRAGMA user_version = {latest}")
+            conn.execute("COMMIT")
+            return latest
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._writer.stop)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        for conn in self._reader_conns:
+            conn.close()
+        self._reader_conns.clear()
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            self._reader_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._readers is None:
+            raise errors.StorageUnavailable("the database is closed")
+
+        def run() -> T:
+            conn = self._reader()
+            conn.execute("BEGIN")  # one snapshot for every statement of fn
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            finally:
+                conn.execute("COMMIT")
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._writer.submit(fn)
+
+    # -- jobs: writes ------------------------------------------------------------------
+
+    async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
+        return await self._write(functools.partial(tx.push, project=project, new_jobs=jobs,
+                                                   actor=actor, now_ms=_now_ms()))
+
+    async def start_job(
+        self, project: int, request: StartRequest, actor: str
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        return await self._write(functools.partial(tx.start_job, project=project,
+                                                   request=request, actor=actor, now_ms=_now_ms()))
+
+    async def update(
+        self, project: int, updates: Sequence[JobUpdate], actor: str
+    ) -> list[Updated]:
+        return await self._write(functools.partial(tx.update, project=project, updates=updates,
+                                                   actor=actor, now_ms=_now_ms()))
+
+    async def cancel(
+        self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
+    ) -> int:
+        return await self._write(functools.partial(tx.cancel, project=project, keys=keys,
+                                                   limit=limit, actor=actor, now_ms=_now_ms()))
+
+    async def set_job_meta(self, key: JobKey, fields: dict[str, Any]) -> bool:
+        return await self._write(functools.partial(tx.set_job_meta, key=key, fields=fields))
+
+    async def delete_job_meta_field(self, key: JobKey, name: str) -> bool:
+        return await self._write(functools.partial(tx.delete_job_meta_field, key=key, name=name))
+
+    async def remove_job(self, key: JobKey) -> bool:
+        return await self._write(functools.partial(tx.remove_job, key=key))
+
+    # -- jobs: reads -------------------------------------------------------------------
+
+    async def get_job_meta(self, key: JobKey) -> dict[str, Any] | None:
+        return await self._read(functools.partial(read.get_job_meta, key=key))
+
+    async def list_jobs(self, project: int, query: ListQuery) -> list[JobRecord]:
+        return await self._read(functools.partial(read.list_jobs, project=project, query=query))
+
+    async def count_jobs(self, project: int, query: ListQuery) -> int:
+        return await self._read(functools.partial(read.count_jobs, project=project, query=query))
+
+    async def state_counts(self, project: int, spider: int | None = None) -> dict[State, int]:
+        spiders = None if spider is None else (spider,)
+        return await self._read(
+            functools.partial(read.state_counts_for, project=project, spiders=spiders)
+        )
+
+    async def stop_position(self, key: JobKey, states: Sequence[State]) -> int | None:
+        return await self._read(functools.partial(read.stop_position, key=key, states=states))
+
+    async def last_jobs(self, project: int, spider: int | None) -> list[JobRecord]:
+        return await self._read(functools.partial(read.last_jobs, project=project, spider=spider))
+
+    async def projects(self) -> list[int]:
+        return await self._read(
+            lambda conn: [r[0] for r in conn.execute("SELECT project_id FROM projects ORDER BY 1")]
+        )
+
+    # -- spiders, settings, botgroups -----------------------------------------------------
+
+    async def spider_id(self, project: int, name: str, create: bool) -> int | None:
+        found = await self._read(
+            functools.partial(tx.spider_id, project=project, name=name, create=False)
+        )
+        if found is not None or not create:
+            return found
+        return await self._write(
+            functools.partial(tx.spider_id, project=project, name=name, create=True)
+        )
+
+    async def spider_names(self, project: int, ids: Sequence[int]) -> dict[int, str]:
+        def names(conn: sqlite3.Connection) -> dict[int, str]:
+            marks = ", ".join("?" * len(ids))
+            rows = conn.execute(
+                "SELECT spider_id, name FROM spiders"
+                f" WHERE project_id = ? AND spider_id IN ({marks})",
+                (project, *ids),
+            )
+            return {sid: name for sid, name in rows}
+
+        return await self._read(names) if ids else {}
+
+    async def get_settings(self, project: int) -> dict[str, Any]:
+        def settings(conn: sqlite3.Connection) -> dict[str, Any]:
+            row = conn.execute(
+                "SELECT settings FROM projects WHERE project_id = ?", (project,)
+            ).fetchone()
+            return orjson.loads(row[0]) if row else {}
+
+        return await self._read(settings)
+
+    async def update_settings(
+        self, project: int, fields: dict[str, Any], remove: Sequence[str] = ()
+    ) -> None:
+        await self._write(functools.partial(tx.update_settings, project=project, fields=fields,
+                                            remove=remove))
+
+    async def set_max_running(self, botgroup: str, max_running: int | None) -> None:
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO botgroups (botgroup, max_running) VALUES (?, ?)"
+            " ON CONFLICT (botgroup) DO UPDATE SET max_running = excluded.max_running",
+            (botgroup, max_running),
+        ))
+
+    async def delete_botgroup(self, botgroup: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("DELETE FROM botgroups WHERE botgroup = ?", (botgroup,))
+        )
+
+    async def has_capacity(self, project: int) -> bool:
+        return await self._read(functools.partial(tx.has_capacity, project=project))
+
+    # -- credentials ----------------------------------------------------------------------
+
+    async def create_api_key(self, key_hash: str, name: str, project: int | None) -> ApiKey:
+        created = _now_ms()
+
+        def insert(conn: sqlite3.Connection) -> ApiKey:
+            (key_id,) = conn.execute(
+                "INSERT INTO api_keys (key_hash, name, project_id, created_ms) VALUES (?, ?, ?, ?)"
+                " RETURNING key_id",
+                (key_hash, name, project, created),
+            ).fetchone()
+            return ApiKey(key_id, name, project, created)
+
+        return await self._write(insert)
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        def find(conn: sqlite3.Connection) -> ApiKey | None:
+            row = conn.execute(
+                "SELECT key_id, name, project_id, created_ms, revoked_ms FROM api_keys"
+                " WHERE key_hash = ? AND revoked_ms IS NULL",
+                (key_hash,),
+            ).fetchone()
+            return ApiKey(*row) if row else None
+
+        return await self._read(find)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._read(lambda conn: [
+            ApiKey(*row) for row in conn.execute(
+                "SELECT key_id, name, project_id, created_ms, revoked_ms FROM api_keys"
+                " ORDER BY key_id"
+            )
+        ])
+
+    async def revoke_api_key(self, key_id: int) -> bool:
+        now = _now_ms()
+        return await self._write(lambda conn: conn.execute(
+            "UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL",
+            (now, key_id),
+        ).rowcount > 0)
+
+    async def get_or_create_secret(self, name: str, value: str) -> str:
+        def get_or_create(conn: sqlite3.Connection) -> str:
+            conn.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, value))
+            (stored,) = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            return str(stored)
+
+        return await self._write(get_or_create)
