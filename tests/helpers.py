@@ -1,0 +1,120 @@
+"""Test helpers: real `jobq serve` processes and real databases."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+PG_BASE_URL = os.environ.get("JOBQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pg_admin_url(database: str) -> str:
+    base, _, _ = PG_BASE_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+def pg_available() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    try:
+        with psycopg.connect(PG_BASE_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc)
+
+
+def create_pg_database() -> str:
+    """A new empty database; returns its URL."""
+    name = f"jobq_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_admin_url(name)
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def jobq_command() -> list[str]:
+    found = shutil.which("jobq", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "jobq"]
+
+
+@dataclass
+class Server:
+    """A `jobq serve` subprocess."""
+
+    db: str
+    admin_key: str = "test-admin-key"
+    port: int = field(default_factory=free_port)
+    log: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+        env["JOBQ_ADMIN_KEY"] = self.admin_key
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [*jobq_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--db", self.db, "--log-level", "warning", *self.extra_args],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jobq serve exited with {self.process.returncode}"
+                                   f"{self._log_tail()}")
+            try:
+                if httpx.get(self.url + "/system/ts", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"jobq serve did not answer within {timeout}s{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if self.log and self.log.exists():
+            return ":\n" + self.log.read_text(errors="replace")[-3000:]
+        return ""
+
+    def kill(self) -> None:
+        """`kill -9`: no chance to flush or clean up."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=(self.admin_key, ""), timeout=30, **kwargs)
