@@ -83,12 +83,3 @@ def server(db_url: str, tmp_path: Path) -> Iterator[helpers.Server]:
 def anyio_backend() -> str:
     return "asyncio"
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run every `async def` test on asyncio (anyio's plugin, which Starlette brings)."""
-    import inspect
-
-    for item in items:
-        function = getattr(item, "function", None)
-        if function is not None and inspect.iscoroutinefunction(function):
-            item.add_marker(pytest.mark.anyio)

@@ -1,0 +1,297 @@
+"""The storage contract: every backend behaves the same (fixture `storage` runs each test
+on a real SQLite file and on a fresh PostgreSQL database)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobq import errors
+from jobq.core import jobs
+from jobq.core.jobs import JobKey, SpiderKey, State
+from jobq.storage.base import JobUpdate, ListQuery, NewJob, StartRequest, Storage
+
+pytestmark = pytest.mark.anyio
+
+P = 53
+
+
+def new(spider: str = "s1", state: State = State.PENDING, priority: int = 2,
+        unique: str | None = None, tags: list[str] | None = None, **meta: Any) -> NewJob:
+    fields = dict(meta, priority=priority, units=1)
+    if tags:
+        fields["tags"] = tags
+    return NewJob(spider, state, priority, unique, tags, fields)
+
+
+async def push(storage: Storage, *jobs_: NewJob, project: int = P) -> list[JobKey]:
+    pushed = await storage.push(project, list(jobs_), "tester")
+    return [p.key for p in pushed if p.key is not None]
+
+
+async def keys(storage: Storage, project: int = P, **query: Any) -> list[str]:
+    return [str(r.key) for r in await storage.list_jobs(project, ListQuery(**query))]
+
+
+async def move(storage: Storage, key: JobKey, state: State, **fields: Any) -> None:
+    await storage.update(key.project, [JobUpdate(key, state, fields)], "tester")
+
+
+async def test_push_numbers_jobs_per_spider_and_spiders_per_project(storage: Storage) -> None:
+    created = await push(storage, new("a"), new("b"), new("a"))
+    assert [str(k) for k in created] == ["53/1/1", "53/2/1", "53/1/2"]
+    assert await storage.spider_id(P, "b", create=False) == 2
+    assert await storage.spider_id(P, "zz", create=False) is None
+    assert await storage.spider_id(P, "zz", create=True) == 3
+    assert await push(storage, new("a"), project=54) == [JobKey(54, 1, 1)]
+
+
+async def test_pushed_metadata_has_the_server_fields(storage: Storage) -> None:
+    [key] = await push(storage, new("a", tags=["t1"], custom={"x": [1, 2]}))
+    meta = await storage.get_job_meta(key)
+    assert meta is not None
+    assert meta["custom"] == {"x": [1, 2]}
+    assert meta["project"] == P and meta["spider"] == "a" and meta["state"] == "pending"
+    assert meta["scheduled_by"] == "tester" and meta["priority"] == 2 and meta["tags"] == ["t1"]
+    assert isinstance(meta["pending_time"], int)
+
+
+async def test_unique_refuses_a_second_active_job(storage: Storage) -> None:
+    pushed = await storage.push(P, [new(unique="h1"), new(unique="h1"), new(unique="h2")], "t")
+    assert pushed[0].key == JobKey(P, 1, 1)
+    assert pushed[1].key is None and pushed[1].duplicate_of == JobKey(P, 1, 1)
+    assert pushed[2].key == JobKey(P, 1, 2)
+    again = await storage.push(P, [new(unique="h1")], "t")
+    assert again[0].duplicate_of == JobKey(P, 1, 1)
+    await move(storage, JobKey(P, 1, 1), State.FINISHED)
+    assert (await storage.push(P, [new(unique="h1")], "t"))[0].key == JobKey(P, 1, 3)
+
+
+async def test_start_job_takes_highest_priority_then_oldest(storage: Storage) -> None:
+    await push(storage, new(priority=1), new(priority=3), new(priority=3), new(priority=2))
+    order = []
+    while (claimed := await storage.start_job(P, StartRequest({"worker": "w1"}), "t")):
+        key, meta = claimed
+        order.append(str(key))
+        assert meta["state"] == "running" and meta["started_by"] == "t"
+        assert meta["worker"] == "w1" and meta["_shub_worker"] == "w1"
+        assert meta["running_time"] >= meta["pending_time"]
+    assert order == ["53/1/2", "53/1/3", "53/1/4", "53/1/1"]
+    assert await storage.state_counts(P) == {State.RUNNING: 4, State.PENDING: 0}
+
+
+async def test_list_is_newest_first_by_position_also_within_a_millisecond(
+    storage: Storage,
+) -> None:
+    created = await push(storage, *[new(state=State.FINISHED) for _ in range(50)])
+    listed = await storage.list_jobs(P, ListQuery())
+    assert [r.key for r in listed] == created[::-1]
+    positions = [r.position for r in listed]
+    assert positions == sorted(positions, reverse=True) and len(set(positions)) == 50
+
+
+async def test_stop_returns_exactly_the_jobs_after_the_cursor(storage: Storage) -> None:
+    first = await push(storage, *[new(state=State.FINISHED) for _ in range(5)])
+    cursor = first[-1]
+    later = await push(storage, *[new(state=State.FINISHED) for _ in range(3)])
+    after = await storage.stop_position(cursor, [State.FINISHED])
+    assert await keys(storage, after_position=after) == [str(k) for k in later[::-1]]
+
+
+async def test_stop_still_works_after_the_cursor_job_moved_on_or_was_removed(
+    storage: Storage,
+) -> None:
+    [a, b] = await push(storage, new(), new())
+    await move(storage, a, State.RUNNING)
+    await move(storage, a, State.FINISHED)
+    await move(storage, b, State.FINISHED)
+    finished_at = await storage.stop_position(a, [State.FINISHED])
+    await move(storage, a, State.DELETED)
+    assert await storage.stop_position(a, [State.FINISHED]) == finished_at
+    assert await storage.remove_job(a)
+    assert await storage.stop_position(a, [State.FINISHED]) == finished_at
+    assert await keys(storage, after_position=finished_at) == [str(b)]
+    assert await storage.stop_position(JobKey(P, 9, 9), [State.FINISHED]) is None
+    [c] = await push(storage, new())
+    assert await storage.stop_position(c, [State.FINISHED]) is None
+
+
+async def test_update_follows_the_transition_rules(storage: Storage) -> None:
+    [key] = await push(storage, new())
+    await move(storage, key, State.FINISHED, close_reason="finished")
+    meta = await storage.get_job_meta(key)
+    assert meta is not None and meta["close_reason"] == "finished"
+    assert meta["completed_by"] == "tester"
+    with pytest.raises(errors.Conflict):
+        await move(storage, key, State.RUNNING)
+    with pytest.raises(errors.Conflict):
+        await move(storage, key, State.PENDING)
+    assert (await storage.get_job_meta(key)) == meta
+
+
+async def test_update_to_the_same_state_keeps_time_and_place(storage: Storage) -> None:
+    [a, b] = await push(storage, new(state=State.FINISHED), new(state=State.FINISHED))
+    before = await storage.list_jobs(P, ListQuery())
+    done = await storage.update(P, [JobUpdate(a, State.FINISHED, {"note": 1})], "t")
+    assert [(str(u.key), u.prevstate) for u in done] == [(str(a), State.FINISHED)]
+    after = await storage.list_jobs(P, ListQuery())
+    assert [(r.key, r.position) for r in after] == [(r.key, r.position) for r in before]
+    meta = await storage.get_job_meta(a)
+    assert meta is not None and meta["note"] == 1
+
+
+async def test_rejected_update_changes_nothing(storage: Storage) -> None:
+    [a, b] = await push(storage, new(), new(state=State.FINISHED))
+    with pytest.raises(errors.Conflict):
+        await storage.update(
+            P, [JobUpdate(a, State.RUNNING, {}), JobUpdate(b, State.PENDING, {})], "t"
+        )
+    assert await storage.state_counts(P) == {State.PENDING: 1, State.FINISHED: 1}
+
+
+async def test_spider_key_update_goes_queue_by_queue_oldest_first(storage: Storage) -> None:
+    [a, b, c, d] = await push(storage, new(), new(), new(), new(state=State.FINISHED))
+    await move(storage, b, State.RUNNING)
+    done = await storage.update(P, [JobUpdate(SpiderKey(P, 1), State.FINISHED, {})], "t")
+    assert [(str(u.key), u.prevstate.label) for u in done] == [
+        (str(a), "pending"), (str(c), "pending"), (str(b), "running"), (str(d), "finished"),
+    ]
+    assert await storage.state_counts(P) == {
+        State.PENDING: 0, State.RUNNING: 0, State.FINISHED: 4,
+    }
+    skipped = await storage.update(P, [JobUpdate(SpiderKey(P, 1), State.RUNNING, {})], "t")
+    assert skipped == []
+
+
+async def test_cancel_finishes_pending_and_flags_running(storage: Storage) -> None:
+    [a, b, c] = await push(storage, new(), new(), new(state=State.FINISHED))
+    await move(storage, b, State.RUNNING)
+    assert await storage.cancel(P, [a, b, c, JobKey(P, 7, 7)], None, "canceller") == 2
+    meta_a, meta_b = await storage.get_job_meta(a), await storage.get_job_meta(b)
+    assert meta_a is not None and meta_b is not None
+    assert meta_a["state"] == "finished" and meta_a["close_reason"] == "cancelled"
+    assert meta_b["state"] == "running" and "cancel_requested_time" in meta_b
+    assert await storage.cancel(P, [a], None, "canceller") == 0
+
+
+async def test_cancel_with_a_limit_takes_the_oldest_pending(storage: Storage) -> None:
+    created = await push(storage, *[new() for _ in range(5)])
+    assert await storage.cancel(P, None, 2, "admin") == 2
+    assert await keys(storage, states=(State.PENDING,)) == [str(k) for k in created[:1:-1]]
+
+
+async def test_filters_spider_tags_time_count_and_start(storage: Storage) -> None:
+    created = await push(
+        storage,
+        new("a", state=State.FINISHED, tags=["x"]),
+        new("b", state=State.FINISHED, tags=["x", "y"]),
+        new("a", state=State.FINISHED),
+        new("b", state=State.FINISHED, tags=["y"]),
+    )
+    a, b = [await storage.spider_id(P, s, create=False) for s in "ab"]
+    assert a is not None and b is not None
+    names = [str(k) for k in created]
+    assert await keys(storage, spiders=(a,)) == [names[2], names[0]]
+    assert await keys(storage, has_tags=("x",)) == [names[1], names[0]]
+    assert await keys(storage, lacks_tags=("x",)) == [names[3], names[2]]
+    assert await keys(storage, has_tags=("x", "y"), lacks_tags=("x",)) == [names[3]]
+    assert await keys(storage, spiders=(a, b), count=2, start=1) == [names[2], names[1]]
+    assert await keys(storage, spiders=()) == []
+    listed = await storage.list_jobs(P, ListQuery())
+    ts = jobs.ts_of(listed[-1].position)
+    assert len(await keys(storage, startts=ts)) == 4
+    assert await keys(storage, endts=ts) == []
+    query = ListQuery(spiders=(b,), has_tags=("y",))
+    assert await storage.count_jobs(P, query) == 2
+    assert await storage.count_jobs(P, ListQuery(spiders=(a,))) == 2
+
+
+async def test_several_states_merge_by_position(storage: Storage) -> None:
+    [a, b, c] = await push(storage, new(), new(), new())
+    await move(storage, a, State.RUNNING)
+    await move(storage, c, State.FINISHED)
+    states = (State.PENDING, State.RUNNING, State.FINISHED)
+    assert await keys(storage, states=states) == [str(c), str(a), str(b)]
+    assert await keys(storage, states=states, count=1, start=1) == [str(a)]
+    assert await storage.count_jobs(P, ListQuery(states=states)) == 3
+
+
+async def test_tags_changed_by_metadata_are_filtered_on(storage: Storage) -> None:
+    [key] = await push(storage, new(state=State.FINISHED, tags=["old"]))
+    assert await storage.set_job_meta(key, {"tags": ["new"]})
+    assert await keys(storage, has_tags=("new",)) == [str(key)]
+    assert await keys(storage, has_tags=("old",)) == []
+    assert await storage.delete_job_meta_field(key, "tags")
+    assert await keys(storage, has_tags=("new",)) == []
+
+
+async def test_job_metadata_set_delete_and_remove(storage: Storage) -> None:
+    [key] = await push(storage, new())
+    assert await storage.set_job_meta(key, {"a": 1, "state": "finished", "project": 9})
+    meta = await storage.get_job_meta(key)
+    assert meta is not None and meta["a"] == 1
+    assert meta["state"] == "pending" and meta["project"] == P
+    assert await storage.delete_job_meta_field(key, "a")
+    meta = await storage.get_job_meta(key)
+    assert meta is not None and "a" not in meta
+    assert await storage.remove_job(key)
+    assert await storage.get_job_meta(key) is None
+    assert not await storage.remove_job(key)
+    assert not await storage.set_job_meta(key, {"a": 2})
+    assert await storage.state_counts(P) == {State.PENDING: 0}
+    assert await keys(storage, states=(State.PENDING,)) == []
+
+
+async def test_last_jobs_is_the_newest_of_each_spider(storage: Storage) -> None:
+    await push(storage, new("a"), new("b"), new("a"), new("b"))
+    await move(storage, JobKey(P, 2, 2), State.DELETED)
+    last = await storage.last_jobs(P, None)
+    assert [str(r.key) for r in last] == ["53/1/2", "53/2/1"]
+    assert [str(r.key) for r in await storage.last_jobs(P, 1)] == ["53/1/2"]
+
+
+async def test_botgroup_caps_running_jobs(storage: Storage) -> None:
+    await push(storage, new(), new(), new())
+    await push(storage, new(), project=54)
+    await storage.update_settings(P, {"botgroups": ["g1"]})
+    await storage.update_settings(54, {"botgroups": ["g1"]})
+    assert await storage.start_job(P, StartRequest({}, "other"), "w") is None
+    await storage.set_max_running("g1", 2)
+    assert await storage.start_job(P, StartRequest({}, "g1"), "w") is not None
+    assert await storage.start_job(54, StartRequest({}, None), "w") is not None
+    assert not await storage.has_capacity(P)
+    assert await storage.start_job(P, StartRequest({}, "g1"), "w") is None
+    await storage.set_max_running("g1", None)
+    assert await storage.has_capacity(P)
+    assert await storage.start_job(P, StartRequest({}, None), "w") is not None
+    await storage.set_max_running("g1", 1)
+    await storage.delete_botgroup("g1")
+    assert await storage.start_job(P, StartRequest({}, None), "w") is not None
+
+
+async def test_settings_merge_and_remove(storage: Storage) -> None:
+    assert await storage.get_settings(P) == {}
+    await storage.update_settings(P, {"a": 1, "b": [1]})
+    await storage.update_settings(P, {"a": 2}, remove=["b"])
+    assert await storage.get_settings(P) == {"a": 2}
+    assert P in await storage.projects()
+
+
+async def test_api_keys_and_secrets(storage: Storage) -> None:
+    created = await storage.create_api_key("hash1", "alice", P)
+    assert await storage.find_api_key("hash1") == created
+    assert await storage.find_api_key("nope") is None
+    assert await storage.revoke_api_key(created.key_id)
+    assert not await storage.revoke_api_key(created.key_id)
+    assert await storage.find_api_key("hash1") is None
+    [listed] = await storage.list_api_keys()
+    assert listed.name == "alice" and listed.revoked_ms is not None
+    assert await storage.get_or_create_secret("s", "v1") == "v1"
+    assert await storage.get_or_create_secret("s", "v2") == "v1"
+
+
+async def test_state_counts_per_spider(storage: Storage) -> None:
+    await push(storage, new("a"), new("a", state=State.FINISHED), new("b"))
+    assert await storage.state_counts(P, 1) == {State.PENDING: 1, State.FINISHED: 1}
+    assert await storage.state_counts(P, 2) == {State.PENDING: 1}
