@@ -78,11 +78,15 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
         env["JOBQ_ADMIN_KEY"] = self.admin_key
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [*jobq_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--db", self.db, "--log-level", "warning", *self.extra_args],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [*jobq_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--db", self.db, "--log-level", "warning", *self.extra_args],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child has its own copy
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

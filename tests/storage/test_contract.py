@@ -131,7 +131,7 @@ async def test_update_follows_the_transition_rules(storage: Storage) -> None:
 
 
 async def test_update_to_the_same_state_keeps_time_and_place(storage: Storage) -> None:
-    [a, b] = await push(storage, new(state=State.FINISHED), new(state=State.FINISHED))
+    [a, _] = await push(storage, new(state=State.FINISHED), new(state=State.FINISHED))
     before = await storage.list_jobs(P, ListQuery())
     done = await storage.update(P, [JobUpdate(a, State.FINISHED, {"note": 1})], "t")
     assert [(str(u.key), u.prevstate) for u in done] == [(str(a), State.FINISHED)]
