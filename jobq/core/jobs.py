@@ -56,7 +56,7 @@ class State(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _LABELS[self]
 
     @classmethod
     def parse(cls, text: str, what: str = "state") -> State:
@@ -68,6 +68,7 @@ class State(enum.IntEnum):
         return state
 
 
+_LABELS = {s: s.name.lower() for s in State}
 _STATES_BY_LABEL = {s.label: s for s in State if s is not State.REMOVED}
 
 #: The queues that `summary` reports and `list` may list.
@@ -214,3 +215,25 @@ def cancel(meta: dict[str, Any], state: State, ts: int, actor: str) -> State | N
         meta.setdefault("cancel_requested_time", ts)
         meta.setdefault("cancelled_by", actor)
     return None
+
+
+#: Metadata that storage derives from a job's columns instead of storing it in the
+#: metadata blob: smaller rows write faster, and these can never disagree with the columns.
+DERIVED_FIELDS = frozenset({"project", "spider", "state", *TIME_FIELD.values()})
+
+
+def stored_form(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of a job's metadata that storage keeps as a blob."""
+    return {k: v for k, v in meta.items() if k not in DERIVED_FIELDS}
+
+
+def full_meta(
+    stored: dict[str, Any], project: int, spider: str, state: State,
+    positions: dict[State, int],
+) -> dict[str, Any]:
+    """A job's whole metadata: the stored blob plus the fields derived from its columns."""
+    meta: dict[str, Any] = {"project": project, "spider": spider, "state": state.label}
+    meta.update(stored_form(stored))
+    for entered, position in positions.items():
+        meta[TIME_FIELD[entered]] = ts_of(position)
+    return meta

@@ -117,7 +117,8 @@ def _record(project: int, row: sqlite3.Row | tuple[Any, ...], with_meta: bool) -
         position=position,
         positions=positions,
         tags=orjson.loads(tags) if tags else None,
-        meta=orjson.loads(row[10]) if with_meta else None,
+        meta=(jobs.full_meta(orjson.loads(row[10]), project, name, State(state), positions)
+              if with_meta else None),
     )
 
 
@@ -182,8 +183,9 @@ def last_jobs(conn: sqlite3.Connection, project: int, spider: int | None) -> lis
 
 def get_job_meta(conn: sqlite3.Connection, key: JobKey) -> dict[str, Any] | None:
     row = conn.execute(
-        "SELECT meta FROM jobs WHERE project_id = ? AND spider_id = ? AND job_no = ?"
-        " AND state <> 4",
+        f"SELECT {_COLUMNS}, j.meta FROM jobs j JOIN spiders s"
+        " ON s.project_id = j.project_id AND s.spider_id = j.spider_id"
+        " WHERE j.project_id = ? AND j.spider_id = ? AND j.job_no = ? AND j.state <> 4",
         (key.project, key.spider, key.job),
     ).fetchone()
-    return orjson.loads(row[0]) if row else None
+    return _record(key.project, row, with_meta=True).meta if row else None

@@ -9,6 +9,7 @@ write lock is held, so positions grow in commit order.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,44 +95,73 @@ def _active_with_unique(conn: sqlite3.Connection, project: int, unique: str) -> 
 def push(
     conn: sqlite3.Connection, project: int, new_jobs: Sequence[NewJob], actor: str, now_ms: int
 ) -> list[Pushed]:
-    positions = Positions(conn, project, now_ms)
     spider_ids: dict[str, int] = {}
-    outcomes: list[Pushed] = []
-    rows: list[tuple[Any, ...]] = []
-    pending_unique: dict[str, JobKey] = {}
-    for job in new_jobs:
-        sid = spider_ids.get(job.spider)
-        if sid is None:
-            sid = spider_ids[job.spider] = spider_id(conn, project, job.spider, create=True) or 0
+    # first pass: which lines are accepted (a duplicate `unique` refers to an earlier job)
+    accepted: list[int] = []
+    duplicates: dict[int, JobKey | int] = {}  # line -> active job, or earlier line of this push
+    active_unique: dict[str, int] = {}
+    for index, job in enumerate(new_jobs):
+        if job.spider not in spider_ids:
+            spider_ids[job.spider] = spider_id(conn, project, job.spider, create=True) or 0
         if job.unique is not None:
-            dup = pending_unique.get(job.unique) or _active_with_unique(conn, project, job.unique)
+            earlier = active_unique.get(job.unique)
+            dup = earlier if earlier is not None else _active_with_unique(conn, project, job.unique)
             if dup is not None:
-                outcomes.append(Pushed(None, duplicate_of=dup))
+                duplicates[index] = dup
                 continue
-        (job_no,) = conn.execute(
-            "UPDATE spiders SET last_job_no = last_job_no + 1"
+            if job.state in (State.PENDING, State.RUNNING):
+                active_unique[job.unique] = index
+        accepted.append(index)
+    # job numbers: one range per spider, handed out in line order
+    per_spider = Counter(spider_ids[new_jobs[i].spider] for i in accepted)
+    next_no = {}
+    for sid, n in per_spider.items():
+        (last,) = conn.execute(
+            "UPDATE spiders SET last_job_no = last_job_no + ?"
             " WHERE project_id = ? AND spider_id = ? RETURNING last_job_no",
-            (project, sid),
+            (n, project, sid),
         ).fetchone()
-        key = JobKey(project, sid, job_no)
-        if job.unique is not None and job.state in (State.PENDING, State.RUNNING):
-            pending_unique[job.unique] = key
+        next_no[sid] = last - n + 1
+    positions = Positions(conn, project, now_ms)
+    keys: dict[int, JobKey] = {}
+    rows: list[tuple[Any, ...]] = []
+    counts: Counter[tuple[int, int]] = Counter()
+    for index in accepted:
+        job = new_jobs[index]
+        sid = spider_ids[job.spider]
+        job_no = next_no[sid]
+        next_no[sid] = job_no + 1
+        keys[index] = JobKey(project, sid, job_no)
         position = positions.take()
         meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position), actor)
         entry: list[int | None] = [None, None, None, None]
         entry[job.state] = position
+        state = int(job.state)
+        counts[sid, state] += 1
         rows.append(
-            (project, sid, job_no, int(job.state), position, *entry, job.priority,
-             job.unique, dumps(job.tags) if job.tags else None, dumps(meta))
+            (project, sid, job_no, state, position, *entry, job.priority, job.unique,
+             dumps(job.tags) if job.tags else None, dumps(jobs.stored_form(meta)))
         )
-        outcomes.append(Pushed(key))
     conn.executemany(
         "INSERT INTO jobs (project_id, spider_id, job_no, state, position, pending_position,"
         " running_position, finished_position, deleted_position, priority, unique_key, tags, meta)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
+    # inserts bypass the count triggers: one upsert per (spider, state) instead of per job
+    conn.executemany(
+        "INSERT INTO state_counts (project_id, spider_id, state, n) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (project_id, spider_id, state) DO UPDATE SET n = n + excluded.n",
+        [(project, sid, state, n) for (sid, state), n in counts.items()],
+    )
     positions.save()
+    outcomes = []
+    for index in range(len(new_jobs)):
+        dup = duplicates.get(index)
+        if dup is None:
+            outcomes.append(Pushed(keys[index]))
+        else:
+            outcomes.append(Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int) else dup))
     return outcomes
 
 
@@ -145,7 +175,7 @@ def _move(
 ) -> None:
     """Write a job's new metadata, and its new state when `state` is given."""
     assignments = ["meta = ?"]
-    values: list[Any] = [dumps(meta)]
+    values: list[Any] = [dumps(jobs.stored_form(meta))]
     if state is not None and position is not None:
         assignments += ["state = ?", "position = ?", f"{_POSITION_COLUMN[state]} = ?"]
         values += [int(state), position, position]
@@ -185,13 +215,13 @@ def start_job(
     if not _botgroup_allows(conn, project, request.botgroup):
         return None
     row = conn.execute(
-        "SELECT id, spider_id, job_no, meta FROM jobs WHERE project_id = ? AND state = 0"
-        " ORDER BY priority DESC, position LIMIT 1",
+        "SELECT id, spider_id, job_no, meta, pending_position FROM jobs"
+        " WHERE project_id = ? AND state = 0 ORDER BY priority DESC, position LIMIT 1",
         (project,),
     ).fetchone()
     if row is None:
         return None
-    row_id, sid, job_no, raw = row
+    row_id, sid, job_no, raw, pending_position = row
     meta = orjson.loads(raw)
     positions = Positions(conn, project, now_ms)
     position = positions.take()
@@ -200,7 +230,12 @@ def start_job(
     jobs.enter_state(meta, State.RUNNING, jobs.ts_of(position), actor)
     _move(conn, row_id, meta, State.RUNNING, position, "tags" in request.params)
     positions.save()
-    return JobKey(project, sid, job_no), meta
+    (spider,) = conn.execute(
+        "SELECT name FROM spiders WHERE project_id = ? AND spider_id = ?", (project, sid)
+    ).fetchone()
+    entered = {State.PENDING: pending_position, State.RUNNING: position}
+    return JobKey(project, sid, job_no), jobs.full_meta(meta, project, spider, State.RUNNING,
+                                                        entered)
 
 
 def _select_targets(

@@ -55,7 +55,8 @@ CREATE TABLE job_tags (
     PRIMARY KEY (project_id, tag, spider_id, job_no)
 ) WITHOUT ROWID;
 
--- jobs per (project, spider, state), kept by triggers so counts never scan jobs
+-- jobs per (project, spider, state), so counts never scan jobs: push adds its jobs in
+-- one statement per (spider, state); a trigger follows every change of state
 CREATE TABLE state_counts (
     project_id INTEGER NOT NULL,
     spider_id INTEGER NOT NULL,
@@ -63,12 +64,6 @@ CREATE TABLE state_counts (
     n INTEGER NOT NULL,
     PRIMARY KEY (project_id, spider_id, state)
 ) WITHOUT ROWID;
-
-CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
-    INSERT INTO state_counts (project_id, spider_id, state, n)
-    VALUES (NEW.project_id, NEW.spider_id, NEW.state, 1)
-    ON CONFLICT (project_id, spider_id, state) DO UPDATE SET n = n + 1;
-END;
 
 CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs
 WHEN OLD.state <> NEW.state BEGIN

@@ -1,0 +1,251 @@
+-- Named queries of the PostgreSQL backend, parsed once into a dict by
+-- `jobq.storage._pg_sql.load_queries` (one `-- name: NAME` header per query).
+-- Parameters are psycopg's `%(name)s`. The queries of `list` and `count` are assembled
+-- from the `list_*` fragments in `_pg_read`, because their filters vary.
+
+-- ------------------------------------------------------------------ locking, positions
+
+-- name: lock_project_ensure
+-- Create the project row if needed and lock it until commit: every write of a project
+-- starts here, so the writes of one project serialize and positions follow commit order.
+INSERT INTO projects AS p (project_id) VALUES (%(project)s)
+ON CONFLICT (project_id) DO UPDATE SET last_position = p.last_position
+RETURNING last_position;
+
+-- name: lock_project
+-- Lock an existing project row (writes that must not create the project).
+SELECT last_position FROM projects WHERE project_id = %(project)s FOR UPDATE;
+
+-- name: save_position
+UPDATE projects SET last_position = %(position)s WHERE project_id = %(project)s;
+
+-- name: lock_botgroups
+-- startjob: lock the capped botgroups of the project (after the project row, sorted by
+-- name: one global order, so no deadlock) so that max_running holds across nodes.
+SELECT b.botgroup FROM botgroups b
+WHERE b.max_running IS NOT NULL
+  AND b.botgroup IN (SELECT botgroup FROM project_botgroups WHERE project_id = %(project)s)
+ORDER BY b.botgroup
+FOR UPDATE OF b;
+
+-- ------------------------------------------------------------------ spiders
+
+-- name: spider_by_name
+SELECT spider_id FROM spiders WHERE project_id = %(project)s AND name = %(name)s;
+
+-- name: spiders_by_names
+SELECT name, spider_id FROM spiders WHERE project_id = %(project)s AND name = ANY(%(names)s);
+
+-- name: spider_names
+SELECT spider_id, name FROM spiders
+WHERE project_id = %(project)s AND spider_id = ANY(%(ids)s::bigint[]);
+
+-- name: next_spider_id
+UPDATE projects SET last_spider_id = last_spider_id + 1 WHERE project_id = %(project)s
+RETURNING last_spider_id;
+
+-- name: insert_spider
+INSERT INTO spiders (project_id, spider_id, name) VALUES (%(project)s, %(spider)s, %(name)s);
+
+-- name: take_job_numbers
+-- Reserve `n` job numbers for each spider in one statement; returns the last one taken.
+UPDATE spiders s SET last_job_no = s.last_job_no + v.n
+FROM unnest(%(spiders)s::bigint[], %(counts)s::bigint[]) AS v(spider_id, n)
+WHERE s.project_id = %(project)s AND s.spider_id = v.spider_id
+RETURNING s.spider_id, s.last_job_no;
+
+-- ------------------------------------------------------------------ jobs: writes
+
+-- name: active_with_unique
+SELECT unique_key, spider_id, job_no FROM jobs
+WHERE project_id = %(project)s AND unique_key = ANY(%(uniques)s) AND state IN (0, 1);
+
+-- name: insert_jobs
+INSERT INTO jobs (project_id, spider_id, job_no, state, position, pending_position,
+    running_position, finished_position, deleted_position, priority, unique_key, tags, meta)
+SELECT %(project)s, * FROM unnest(
+    %(spider_id)s::bigint[], %(job_no)s::bigint[], %(state)s::smallint[],
+    %(position)s::bigint[], %(p0)s::bigint[], %(p1)s::bigint[], %(p2)s::bigint[],
+    %(p3)s::bigint[], %(priority)s::smallint[], %(unique_key)s::text[], %(tags)s::text[],
+    %(meta)s::text[]);
+
+-- name: claim_job
+-- startjob's claim: the next pending job (highest priority, then oldest), locked for
+-- this transaction; a job another transaction holds is skipped, never handed out twice.
+-- Empty when the project is not in the asked botgroup or a botgroup of it is full.
+SELECT j.spider_id, j.job_no, j.meta FROM jobs j
+WHERE j.project_id = %(project)s AND j.state = 0
+  AND (%(botgroup)s::text IS NULL OR EXISTS (
+        SELECT 1 FROM project_botgroups
+        WHERE project_id = %(project)s AND botgroup = %(botgroup)s::text))
+  AND NOT EXISTS (
+        SELECT 1 FROM project_botgroups pb JOIN botgroups b ON b.botgroup = pb.botgroup
+        WHERE pb.project_id = %(project)s AND b.max_running IS NOT NULL
+          AND b.max_running <= (
+            SELECT COALESCE(SUM(sc.n), 0) FROM project_botgroups member
+            JOIN state_counts sc ON sc.project_id = member.project_id AND sc.state = 1
+            WHERE member.botgroup = pb.botgroup))
+ORDER BY j.priority DESC, j.position
+LIMIT 1
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: has_capacity
+SELECT NOT EXISTS (
+    SELECT 1 FROM project_botgroups pb JOIN botgroups b ON b.botgroup = pb.botgroup
+    WHERE pb.project_id = %(project)s AND b.max_running IS NOT NULL
+      AND b.max_running <= (
+        SELECT COALESCE(SUM(sc.n), 0) FROM project_botgroups member
+        JOIN state_counts sc ON sc.project_id = member.project_id AND sc.state = 1
+        WHERE member.botgroup = pb.botgroup));
+
+-- name: move_job
+-- Write a job's metadata; with a state (and its position) also move it; with
+-- tags_changed also its tags.
+UPDATE jobs SET
+    meta = %(meta)s,
+    state = COALESCE(%(state)s::smallint, state),
+    position = COALESCE(%(position)s::bigint, position),
+    pending_position = CASE WHEN %(state)s::smallint = 0
+        THEN %(position)s::bigint ELSE pending_position END,
+    running_position = CASE WHEN %(state)s::smallint = 1
+        THEN %(position)s::bigint ELSE running_position END,
+    finished_position = CASE WHEN %(state)s::smallint = 2
+        THEN %(position)s::bigint ELSE finished_position END,
+    deleted_position = CASE WHEN %(state)s::smallint = 3
+        THEN %(position)s::bigint ELSE deleted_position END,
+    tags = CASE WHEN %(tags_changed)s::boolean THEN %(tags)s::text ELSE tags END
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
+
+-- name: job_for_update
+SELECT spider_id, job_no, state, meta FROM jobs
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+  AND state <> 4;
+
+-- name: spider_jobs_for_update
+SELECT spider_id, job_no, state, meta FROM jobs
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND state IN (0, 1, 2)
+ORDER BY state, position;
+
+-- name: oldest_pending
+SELECT spider_id, job_no, state, meta FROM jobs
+WHERE project_id = %(project)s AND state = 0
+ORDER BY position
+LIMIT %(limit)s;
+
+-- name: active_job
+SELECT spider_id, job_no, state, meta FROM jobs
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+  AND state IN (0, 1);
+
+-- name: remove_job
+UPDATE jobs SET state = 4, meta = '{}', tags = NULL, unique_key = NULL
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+  AND state <> 4;
+
+-- ------------------------------------------------------------------ settings, botgroups
+
+-- name: settings
+SELECT settings FROM projects WHERE project_id = %(project)s;
+
+-- name: save_settings
+UPDATE projects SET settings = %(settings)s WHERE project_id = %(project)s;
+
+-- name: clear_project_botgroups
+DELETE FROM project_botgroups WHERE project_id = %(project)s;
+
+-- name: add_project_botgroups
+INSERT INTO project_botgroups (project_id, botgroup)
+SELECT %(project)s, unnest(%(botgroups)s::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: set_max_running
+INSERT INTO botgroups (botgroup, max_running) VALUES (%(botgroup)s, %(max_running)s)
+ON CONFLICT (botgroup) DO UPDATE SET max_running = EXCLUDED.max_running;
+
+-- name: delete_botgroup
+DELETE FROM botgroups WHERE botgroup = %(botgroup)s;
+
+-- ------------------------------------------------------------------ jobs: reads
+
+-- name: job_meta
+SELECT meta FROM jobs
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+  AND state <> 4;
+
+-- name: job_positions
+SELECT pending_position, running_position, finished_position, deleted_position FROM jobs
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
+
+-- name: state_counts
+SELECT state, SUM(n)::bigint FROM state_counts
+WHERE project_id = %(project)s AND state < 4
+GROUP BY state;
+
+-- name: state_counts_of_spiders
+SELECT state, SUM(n)::bigint FROM state_counts
+WHERE project_id = %(project)s AND state < 4 AND spider_id = ANY(%(spiders)s::bigint[])
+GROUP BY state;
+
+-- name: last_jobs
+-- The newest job (highest number, not deleted) of each spider of the project, or of
+-- one spider when %(spider)s is not NULL.
+SELECT j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,
+    j.finished_position, j.deleted_position, j.tags, s.name, j.meta
+FROM spiders s
+CROSS JOIN LATERAL (
+    SELECT * FROM jobs j
+    WHERE j.project_id = s.project_id AND j.spider_id = s.spider_id AND j.state IN (0, 1, 2)
+    ORDER BY j.job_no DESC
+    LIMIT 1
+) j
+WHERE s.project_id = %(project)s
+  AND (%(spider)s::bigint IS NULL OR s.spider_id = %(spider)s::bigint)
+ORDER BY s.spider_id;
+
+-- name: projects
+SELECT project_id FROM projects ORDER BY 1;
+
+-- name: list_columns
+j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,
+    j.finished_position, j.deleted_position, j.tags, s.name
+
+-- name: list_source
+FROM jobs j JOIN spiders s ON s.project_id = j.project_id AND s.spider_id = j.spider_id
+
+-- ------------------------------------------------------------------ credentials, secrets
+
+-- name: create_api_key
+INSERT INTO api_keys (key_hash, name, project_id, created_ms)
+VALUES (%(key_hash)s, %(name)s, %(project)s, %(created)s)
+RETURNING key_id;
+
+-- name: find_api_key
+SELECT key_id, name, project_id, created_ms, revoked_ms FROM api_keys
+WHERE key_hash = %(key_hash)s AND revoked_ms IS NULL;
+
+-- name: list_api_keys
+SELECT key_id, name, project_id, created_ms, revoked_ms FROM api_keys ORDER BY key_id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_ms = %(now)s WHERE key_id = %(key_id)s AND revoked_ms IS NULL;
+
+-- name: insert_secret
+INSERT INTO secrets (name, value) VALUES (%(name)s, %(value)s) ON CONFLICT DO NOTHING;
+
+-- name: secret
+SELECT value FROM secrets WHERE name = %(name)s;
+
+-- ------------------------------------------------------------------ migrations
+
+-- name: migration_lock
+-- One node at a time creates or migrates the schema (held until commit).
+SELECT pg_advisory_xact_lock(7283501146239140865);
+
+-- name: create_version_table
+CREATE TABLE IF NOT EXISTS jobq_schema_version (version integer NOT NULL);
+
+-- name: schema_version
+SELECT max(version) FROM jobq_schema_version;
+
+-- name: set_schema_version
+INSERT INTO jobq_schema_version (version) VALUES (%(version)s);
