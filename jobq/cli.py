@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
+import httpx
 import orjson
 
-from jobq import errors
+from jobq import errors, logs
 from jobq.client import Client, JobqClientError
 from jobq.config import Settings
 from jobq.core import credentials
@@ -59,11 +59,24 @@ def main() -> None:
 @click.option("--max-body", envvar="JOBQ_MAX_BODY", show_envvar=True,
               default=64 * 1024 * 1024, show_default=True, type=click.IntRange(1),
               help="Largest request body, in bytes (413 past it).")
+@click.option("--rate-limit", envvar="JOBQ_RATE_LIMIT", show_envvar=True, default=0.0,
+              show_default=True, type=click.FloatRange(0),
+              help="Requests a second allowed per API key (0: no limit); 429 past it.")
+@click.option("--rate-burst", envvar="JOBQ_RATE_BURST", show_envvar=True, default=100,
+              show_default=True, type=click.IntRange(1),
+              help="Requests a key may send at once above --rate-limit.")
+@click.option("--body-timeout", envvar="JOBQ_BODY_TIMEOUT", show_envvar=True, default=30.0,
+              show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to wait for each part of a request body (408 past it).")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--log-format", envvar="JOBQ_LOG_FORMAT", show_envvar=True, default="text",
+              show_default=True, type=click.Choice(["text", "json"]),
+              help="json: one JSON object a line, with the request id.")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
-          pool_size: int, max_count: int, max_body: int, log_level: str) -> None:
+          pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
+          body_timeout: float, log_level: str, log_format: str) -> None:
     """Run the server in the foreground."""
     import uvicorn
 
@@ -72,15 +85,14 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     settings = Settings(
         db=db, host=host, port=port, admin_keys=(admin_key,) if admin_key else (),
         sqlite_synchronous=sqlite_synchronous.upper(), pool_size=pool_size,
-        max_count=max_count, max_body=max_body,
+        max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
+        body_timeout=body_timeout, log_format=log_format,
     )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(log_level, log_format)
     storage = _storage(settings)
     app = create_app(settings, storage)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=30)
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=30, log_config=None)
 
 
 def _storage(settings: Settings) -> Storage:
@@ -219,7 +231,7 @@ def _call(url: str, apikey: str, action: Callable[[Client], T]) -> T:
             return action(client)
     except JobqClientError as exc:
         raise click.ClickException(str(exc)) from None
-    except OSError as exc:
+    except (OSError, httpx.TransportError) as exc:  # httpx's are not OSErrors
         raise click.ClickException(f"cannot reach {url}: {exc}") from None
 
 

@@ -28,6 +28,8 @@ class Settings:
     #: requests a second allowed per key (0: no limit) and burst size
     rate_limit: float = 0.0
     rate_burst: int = 100
+    #: seconds to wait for each part of a request body before answering 408
+    body_timeout: float = 30.0
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

@@ -7,6 +7,7 @@ to a status code.
     ├── Forbidden           valid credentials without access to the resource   (403)
     ├── NotFound            no such resource, job or field                      (404)
     ├── Conflict            a state change the rules do not allow               (409)
+    ├── RequestTimeout      a request body that came too slowly                 (408)
     ├── PayloadTooLarge     a body or line over the size limit                  (413)
     ├── RateLimited         too many requests for this key                      (429)
     └── StorageError        the database failed or is out of reach              (503)
@@ -45,6 +46,10 @@ class NotFound(JobqError):
 
 class Conflict(JobqError):
     """The request conflicts with the job's current state."""
+
+
+class RequestTimeout(JobqError):
+    """The request body came too slowly."""
 
 
 class PayloadTooLarge(JobqError):

@@ -15,8 +15,10 @@ from jobq.config import Settings
 from jobq.core import credentials
 from jobq.core.queue import JobQueue
 from jobq.http import errors as http_errors
+from jobq.http.middleware import RequestContext
 from jobq.http.routes import ROUTES
 from jobq.storage.base import Storage
+from jobq.storage.instrumented import InstrumentedStorage
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +52,18 @@ def create_app(settings: Settings, storage: Storage) -> Starlette:
             app.state.authenticator = credentials.Authenticator(
                 storage, tokens, settings.admin_keys
             )
-            app.state.queue = JobQueue(storage, tokens, settings.max_count)
+            instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
+            app.state.queue = JobQueue(instrumented, tokens, settings.max_count)
             yield
         finally:
             await storage.close()
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+        middleware=[
+            Middleware(RequestContext, settings=settings),
+            Middleware(GZipMiddleware, minimum_size=1024),
+        ],
         exception_handlers=http_errors.HANDLERS,
         lifespan=lifespan,
     )

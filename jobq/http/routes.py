@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from jobq.http.endpoints import jobq, jobs, misc
+from jobq.http.endpoints import jobq, jobs, misc, ops
 
 GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
 JOB = "/jobs/{pid}/{sid}/{jobno}"
@@ -13,6 +13,7 @@ ROUTES = [
     Route("/system/ts", misc.system_ts, methods=GET),
     Route("/healthz", misc.healthz, methods=GET),
     Route("/readyz", misc.readyz, methods=GET),
+    Route("/metrics", ops.metrics_endpoint, methods=GET),
     # the queues
     Route("/jobq/{pid}/list", jobq.list_jobs, methods=GET),
     Route("/jobq/{pid}/count", jobq.count, methods=GET),

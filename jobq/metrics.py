@@ -1,0 +1,35 @@
+"""Every Prometheus metric of jobq, in one module, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "jobq_http_requests", "HTTP requests answered", ["route", "method", "status"],
+    registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "jobq_http_request_seconds", "Time to answer an HTTP request", ["route", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+JOBS_PUSHED = Counter("jobq_jobs_pushed", "Jobs created by push", registry=REGISTRY)
+JOBS_CLAIMED = Counter("jobq_jobs_claimed", "Jobs claimed by startjob", registry=REGISTRY)
+JOBS_FINISHED = Counter(
+    "jobq_jobs_finished", "Jobs moved to finished by update or cancel", registry=REGISTRY
+)
+QUEUE_DEPTH = Gauge(
+    "jobq_queue_jobs", "Jobs in each queue (read at scrape time)", ["project", "state"],
+    registry=REGISTRY,
+)
+DB_SECONDS = Histogram(
+    "jobq_db_seconds", "Time of a storage operation", ["operation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+    registry=REGISTRY,
+)
+DB_ERRORS = Counter(
+    "jobq_db_errors", "Storage operations that failed", ["operation"], registry=REGISTRY
+)
+RATE_LIMITED = Counter("jobq_rate_limited", "Requests refused with 429", registry=REGISTRY)
