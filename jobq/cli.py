@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -91,6 +92,9 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     logs.configure(log_level, log_format)
     storage = _storage(settings)
     app = create_app(settings, storage)
+    # uvicorn stops gracefully on SIGTERM (in-flight requests finish, storage closes), then
+    # raises the signal again with the handler found at start: make that a clean exit 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=30, log_config=None)
 

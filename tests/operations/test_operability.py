@@ -1,0 +1,163 @@
+"""Operating a real server: metrics, health, request ids, logs, limits, signals."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.helpers import Server
+
+P = 53
+
+
+def start(db_url: str, tmp_path: Path, *args: str) -> Server:
+    return Server(db=db_url, log=tmp_path / "server.log", extra_args=list(args)).start()
+
+
+def test_metrics_count_requests_jobs_and_queue_depth(server: Server) -> None:
+    with server.client() as client:
+        client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}\n{"spider":"a"}')
+        key = client.post(f"/jobq/{P}/startjob").json()["key"]
+        client.post(f"/jobq/{P}/update", content=orjson.dumps({"key": key, "state": "finished"}))
+        client.get(f"/jobq/{P}/list")
+        text = httpx.get(server.url + "/metrics").text
+    list_route = 'method="GET",route="/jobq/{pid}/list"'
+    assert f"jobq_http_requests_total{{{list_route},status=\"200\"}} 1.0" in text
+    assert "jobq_jobs_pushed_total 2.0" in text
+    assert "jobq_jobs_claimed_total 1.0" in text
+    assert "jobq_jobs_finished_total 1.0" in text
+    assert 'jobq_queue_jobs{project="53",state="pending"} 1.0' in text
+    assert 'jobq_queue_jobs{project="53",state="finished"} 1.0' in text
+    assert 'jobq_db_seconds_count{operation="push"} 1.0' in text
+    push_route = 'method="POST",route="/jobq/{pid}/push"'
+    assert f'jobq_http_request_seconds_bucket{{le="0.5",{push_route}}}' in text
+
+
+def test_health_and_readiness(server: Server) -> None:
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(server.url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "reachable"
+
+
+def test_request_id_is_echoed_or_made(server: Server) -> None:
+    with server.client() as client:
+        given = client.get("/system/ts", headers={"X-Request-ID": "trace-42"})
+        made = client.get("/system/ts")
+        hostile = client.get("/system/ts", headers={"X-Request-ID": "a b\tc" * 30})
+    assert given.headers["x-request-id"] == "trace-42"
+    assert len(made.headers["x-request-id"]) == 16
+    assert hostile.headers["x-request-id"] != "a b\tc" * 30
+
+
+def test_json_logs_carry_the_request_id(db_url: str, tmp_path: Path) -> None:
+    server = start(db_url, tmp_path, "--log-format", "json", "--log-level", "debug")
+    try:
+        with server.client() as client:
+            client.get(f"/jobq/{P}/list", headers={"X-Request-ID": "find-me"})
+    finally:
+        server.stop()
+    entries = [orjson.loads(line) for line in (tmp_path / "server.log").read_text().splitlines()
+               if line.startswith("{")]
+    mine = [e for e in entries if e.get("request_id") == "find-me"]
+    assert mine and mine[0]["status"] == 200 and mine[0]["action"] == "request"
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+
+
+def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path) -> None:
+    server = start(db_url, tmp_path, "--rate-limit", "1", "--rate-burst", "3")
+    try:
+        with server.client() as client:
+            codes = [client.get(f"/jobq/{P}/count").status_code for _ in range(5)]
+            refused = client.get(f"/jobq/{P}/count")
+            other_key = httpx.get(server.url + f"/jobq/{P}/count", params={"apikey": "nope"})
+    finally:
+        server.stop()
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert other_key.status_code == 401  # another key has its own bucket
+
+
+def test_count_over_the_cap_is_a_clear_400(server: Server) -> None:
+    with server.client() as client:
+        response = client.get(f"/jobq/{P}/list", params={"count": 100_001})
+    assert response.status_code == 400 and "count" in response.text
+
+
+def test_slow_request_body_times_out_with_408(db_url: str, tmp_path: Path) -> None:
+    server = start(db_url, tmp_path, "--body-timeout", "0.5")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(
+                f"POST /jobq/{P}/push?apikey={server.admin_key} HTTP/1.1\r\nHost: x\r\n"
+                "Content-Length: 100\r\n\r\n{\"spider\":".encode()
+            )
+            sock.settimeout(10)
+            answer = sock.recv(4096).decode()
+        with server.client() as client:
+            assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 0
+    finally:
+        server.stop()
+    assert answer.startswith("HTTP/1.1 408")
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(db_url: str, tmp_path: Path) -> None:
+    server = start(db_url, tmp_path)
+    body = b'{"spider":"s1"}\n' * 50
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(
+            f"POST /jobq/{P}/push?apikey={server.admin_key} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:10]
+        )
+        time.sleep(0.3)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert server.process.poll() is None, "exited with a request in flight"
+        sock.sendall(body[10:])
+        sock.settimeout(10)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.count(b'"key"') == 50
+    assert server.process.wait(15) == 0
+    server.start()
+    try:
+        with server.client() as client:
+            assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 50
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_full_disk_answers_503_then_recovers(db_url: str, tmp_path: Path) -> None:
+    import resource
+
+    server = start(db_url, tmp_path)
+    assert server.process is not None
+    pid = server.process.pid
+    try:
+        with server.client() as client:
+            assert client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}').status_code == 200
+            size = (tmp_path / "jobq.sqlite3").stat().st_size + (
+                tmp_path / "jobq.sqlite3-wal").stat().st_size
+            # no file of the server may grow past its current size: a full disk
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+            big = b"\n".join(orjson.dumps({"spider": "a", "pad": "x" * 2000}) for _ in range(200))
+            full = client.post(f"/jobq/{P}/push", content=big)
+            assert full.status_code == 503, full.text
+            assert "database" in full.text
+            assert client.get("/readyz").status_code in (200, 503)
+            resource.prlimit(pid, resource.RLIMIT_FSIZE,
+                             (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            again = client.post(f"/jobq/{P}/push", content=big)
+            assert again.status_code == 200, again.text
+            assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 201
+    finally:
+        server.stop()
