@@ -1,0 +1,129 @@
+"""Walk every route with each kind of credential: a project key reaches its project only,
+a job token its job only, an admin key everything; no credentials get 401."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+import orjson
+import pytest
+from starlette.routing import Route
+
+from jobq.http.routes import ROUTES
+from tests.helpers import Server, jobq_command
+
+A, B = 53, 54
+#: routes anyone may call
+OPEN = {"/system/ts", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+#: routes that answer each caller with what it may see, rather than 403
+FILTERED = {"/projects/jobsummaries"}
+#: routes outside any project: admin keys only
+ADMIN_ONLY = {"/botgroups/{name}/max_running", "/botgroups/{name}"}
+
+
+def _calls() -> list[tuple[str, str]]:
+    calls = []
+    for route in ROUTES:
+        assert isinstance(route, Route)
+        for method in sorted(route.methods or ()):
+            if method != "HEAD":
+                calls.append((method, route.path))
+    return calls
+
+
+CALLS = _calls()
+
+
+def _url(path: str, project: int, spider: int = 1, job: int = 1) -> str:
+    return (path.replace("{pid}", str(project)).replace("{sid}", str(spider))
+            .replace("{jobno}", str(job)).replace("{field}", "note")
+            .replace("{state}", "pending").replace("{name}", "g1"))
+
+
+def _body(path: str, key: str) -> bytes:
+    """A valid body for the call, about job `key`."""
+    if path.endswith("/cancel"):
+        return orjson.dumps([{"key": key}]) if "{jobno}" not in path else b""
+    if path.endswith("/update"):
+        return orjson.dumps({"key": key, "note": 1})
+    if path.endswith("/max_running"):
+        return b"3"
+    if "{field}" in path or "{name}" in path:
+        return b'"v"'
+    return orjson.dumps({"spider": "s1", "note": 1})
+
+
+@pytest.fixture
+def world(server: Server) -> dict[str, tuple[str, str]]:
+    """Jobs 1/1 in both projects, and each kind of credential."""
+    with server.client() as client:
+        for project in (A, B):
+            for _ in range(2):
+                assert client.post(f"/jobq/{project}/push",
+                                   content=b'{"spider":"s1"}').status_code == 200
+        started = client.post(f"/jobq/{A}/startjob").json()
+    project_key = subprocess.run(
+        [*jobq_command(), "keys", "create", "--project", str(A), "--db", server.db],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    return {
+        "admin": (server.admin_key, ""),
+        "project": (project_key, ""),
+        "job": (started["key"], started["auth"]),
+    }
+
+
+def _call(server: Server, auth: tuple[str, str] | None, method: str, url: str,
+          body: bytes) -> httpx.Response:
+    content = body if method == "POST" else None
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        if auth is None:
+            return client.request(method, url, content=content)
+        return client.request(method, url, content=content, auth=auth)
+
+
+def test_every_route_with_every_credential(
+    server: Server, world: dict[str, tuple[str, str]]
+) -> None:
+    job_key = world["job"][0]
+    failures = []
+    for method, path in CALLS:
+        other = _url(path, B)
+        own_job = _url(path, A, *(int(p) for p in job_key.split("/")[1:]))
+        expectations = [
+            ("none", None, other, f"{B}/1/1", 200 if path in OPEN else 401),
+            ("project key on B", world["project"], other, f"{B}/1/1",
+             "ok" if path in OPEN | FILTERED else 403),
+            ("job token on another job", world["job"], _url(path, A, 1, 2), f"{A}/1/2",
+             "ok" if path in OPEN | FILTERED else 403),
+            ("admin on B", world["admin"], other, f"{B}/1/1", "ok"),
+        ]
+        if path.startswith("/jobs/"):
+            expectations.append(("job token on its job", world["job"], own_job, job_key, "ok"))
+        if path not in ADMIN_ONLY:
+            expectations.append(
+                ("project key on A", world["project"], _url(path, A), f"{A}/1/1", "ok")
+            )
+        for who, auth, url, body_key, expected in expectations:
+            status = _call(server, auth, method, url, _body(path, body_key)).status_code
+            fine = status not in (401, 403) and status < 500 if expected == "ok" else (
+                status == expected)
+            if path in OPEN and auth is None:
+                fine = status in (200, 204)
+            if not fine:
+                failures.append(f"{who}: {method} {url} -> {status} (expected {expected})")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_job_token_cannot_touch_its_project(
+    server: Server, world: dict[str, tuple[str, str]]
+) -> None:
+    token = world["job"]
+    for method, url in [("GET", f"/jobq/{A}/list"), ("POST", f"/jobq/{A}/push"),
+                        ("POST", f"/jobq/{A}/startjob"), ("GET", f"/projects/{A}/settings")]:
+        status = _call(server, token, method, url, b'{"spider":"s1"}').status_code
+        assert status == 403, (method, url, status)
+    own = _call(server, token, "POST", f"/jobq/{A}/update",
+                orjson.dumps({"key": token[0], "state": "finished"}))
+    assert own.status_code == 200 and orjson.loads(own.content)["prevstate"] == "running"
