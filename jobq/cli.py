@@ -138,6 +138,22 @@ def migrate(db: str) -> None:
     click.echo("schema is up to date")
 
 
+@main.command()
+@db_option
+@click.argument("destination", type=click.Path(dir_okay=False))
+def backup(db: str, destination: str) -> None:
+    """Copy a live SQLite database into DESTINATION (for PostgreSQL use pg_dump)."""
+
+    async def copy(storage: Storage) -> None:
+        backup_to = getattr(storage, "backup", None)
+        if backup_to is None:
+            raise errors.JobqError("jobq backup is for SQLite; back PostgreSQL up with pg_dump")
+        await backup_to(destination)
+
+    _with_storage(db, copy)
+    click.echo(f"backed up to {destination}")
+
+
 @main.group()
 def keys() -> None:
     """Manage API keys (directly in the database)."""

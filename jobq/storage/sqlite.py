@@ -153,6 +153,23 @@ class SqliteStorage(Storage):
             conn.close()
         self._reader_conns.clear()
 
+    async def backup(self, destination: str) -> None:
+        """A consistent copy of the live database into a new file (SQLite's online backup:
+        writers are not stopped)."""
+        if Path(destination).exists():
+            raise errors.JobqError(f"{destination} exists: give the backup a new file name")
+
+        def copy() -> None:
+            source = self._connect()
+            target = sqlite3.connect(destination)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+                source.close()
+
+        await asyncio.to_thread(copy)
+
     async def ping(self) -> None:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 

@@ -161,3 +161,24 @@ def test_full_disk_answers_503_then_recovers(db_url: str, tmp_path: Path) -> Non
             assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 201
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_backup_of_a_live_sqlite_database_serves_the_same_jobs(
+    server: Server, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.helpers import jobq_command
+
+    with server.client() as client:
+        client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}\n' * 30)
+    copy = tmp_path / "backup.sqlite3"
+    subprocess.run([*jobq_command(), "backup", "--db", server.db, str(copy)], check=True,
+                   capture_output=True)
+    restored = Server(db=f"sqlite:///{copy}", log=tmp_path / "restored.log").start()
+    try:
+        with restored.client() as client:
+            assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 30
+    finally:
+        restored.stop()
