@@ -4,10 +4,11 @@ limits, a timeout on slow request bodies, and a log line for failures."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +22,20 @@ from jobq.http import auth
 log = logging.getLogger("jobq.access")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# request ids: a random prefix for this process, then a counter (uuid4 a request costs more)
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 #: most keys whose rate buckets are kept at once
 MAX_BUCKETS = 100_000
 
@@ -59,8 +74,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = Request(scope).headers.get("x-request-id", "")
-        rid = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        given = _header(scope, b"x-request-id")
+        rid = given if given and _SAFE_ID.fullmatch(given) else _new_request_id()
         token = logs.request_id.set(rid)
         start = time.perf_counter()
         status = [500]
@@ -72,14 +87,20 @@ class RequestContext:
                                       (b"x-request-id", rid.encode())]
             await send(message)
 
+        pending_body = [True]
+
         async def receive_in_time() -> Message:
+            if not pending_body[0]:  # the body is in: later receives wait for a disconnect
+                return await receive()
             try:
                 async with asyncio.timeout(self.body_timeout):
-                    return await receive()
+                    message = await receive()
             except TimeoutError:
                 raise errors.RequestTimeout(
                     f"the request body did not arrive within {self.body_timeout:g} s"
                 ) from None
+            pending_body[0] = message.get("more_body", False)
+            return message
 
         try:
             if self.buckets is not None and (wait := self._rate_wait(scope)):
