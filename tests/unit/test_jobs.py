@@ -1,0 +1,98 @@
+"""The queue rules, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobq import errors
+from jobq.core import jobs
+from jobq.core.jobs import JobKey, SpiderKey, State
+
+P, R, F, D = State.PENDING, State.RUNNING, State.FINISHED, State.DELETED
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "allowed"),
+    [
+        (P, R, True), (R, F, True), (F, D, True), (P, F, True), (P, D, True), (R, D, True),
+        (P, P, True), (R, R, True), (F, F, True), (D, D, True),
+        (R, P, False), (F, P, False), (F, R, False), (D, P, False), (D, R, False),
+        (D, F, False),
+    ],
+)
+def test_transitions(current: State, target: State, allowed: bool) -> None:
+    assert jobs.can_move(current, target) is allowed
+
+
+@given(st.lists(st.integers(min_value=-5, max_value=5), min_size=1, max_size=200),
+       st.integers(min_value=1_600_000_000_000, max_value=2_000_000_000_000))
+def test_positions_always_grow_and_ts_never_goes_back(steps: list[int], start_ms: int) -> None:
+    last, now = 0, start_ms
+    for step in steps:  # the clock may stand still or step back
+        now += step
+        position = jobs.next_position(last, now)
+        assert position > last
+        assert jobs.ts_of(position) >= jobs.ts_of(last)
+        assert jobs.ts_of(position) >= now or jobs.ts_of(last) >= now
+        last = position
+
+
+def test_ts_and_position_floor_agree() -> None:
+    position = jobs.next_position(0, 1_397_762_393_489)
+    assert jobs.ts_of(position) == 1_397_762_393_489
+    assert jobs.position_floor(1_397_762_393_489) <= position < jobs.position_floor(
+        1_397_762_393_490)
+
+
+@pytest.mark.parametrize("text", ["53/7/81", "1/1/1"])
+def test_job_keys_parse_and_print(text: str) -> None:
+    assert str(JobKey.parse(text)) == text
+
+
+@pytest.mark.parametrize("text", ["53/7", "53/7/0", "a/b/c", "53/7/81/1", "", "53//1", "-1/2/3",
+                                  " 53/7/81", 53])
+def test_bad_job_keys_name_the_parameter(text: object) -> None:
+    with pytest.raises(errors.BadRequest, match=r"^stop: "):
+        JobKey.parse(text, "stop")
+
+
+def test_update_targets_are_job_or_spider_keys() -> None:
+    assert jobs.parse_target("53/7") == SpiderKey(53, 7)
+    assert jobs.parse_target("53/7/1") == JobKey(53, 7, 1)
+    with pytest.raises(errors.BadRequest):
+        jobs.parse_target("53")
+
+
+def test_states_parse_by_label_only() -> None:
+    assert State.parse("finished") is F
+    for bad in ("removed", "FINISHED", "", None, 2):
+        with pytest.raises(errors.BadRequest, match="unknown state"):
+            State.parse(bad)  # type: ignore[arg-type]
+
+
+def test_new_job_metadata_keeps_client_fields_but_not_server_ones() -> None:
+    meta = jobs.stamp_new({"x": 1, "state": "finished", "project": 9, "auth": "t"}, 53, "s",
+                          R, 1000, "alice")
+    assert meta == {"x": 1, "project": 53, "spider": "s", "scheduled_by": "alice",
+                    "state": "running", "running_time": 1000, "started_by": "alice"}
+
+
+def test_stored_and_full_metadata_round_trip() -> None:
+    full = jobs.stamp_new({"x": 1}, 53, "s", P, 1000, "a")
+    stored = jobs.stored_form(full)
+    assert "state" not in stored and "pending_time" not in stored and stored["x"] == 1
+    position = jobs.position_floor(1000)
+    assert jobs.full_meta(stored, 53, "s", P, {P: position}) == full
+
+
+def test_cancel_finishes_pending_and_flags_running() -> None:
+    meta: dict[str, object] = {}
+    assert jobs.cancel(meta, P, 5, "bob") is F
+    assert meta["close_reason"] == "cancelled" and meta["state"] == "finished"
+    running: dict[str, object] = {}
+    assert jobs.cancel(running, R, 7, "bob") is None
+    assert running == {"cancel_requested_time": 7, "cancelled_by": "bob"}
+    assert jobs.cancel(running, R, 9, "eve") is None and running["cancel_requested_time"] == 7
+    assert jobs.cancel({}, F, 5, "bob") is None
