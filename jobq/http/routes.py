@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from jobq.http import openapi
 from jobq.http.endpoints import jobq, jobs, misc, ops
 
 GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
@@ -13,6 +14,7 @@ ROUTES = [
     Route("/system/ts", misc.system_ts, methods=GET),
     Route("/healthz", misc.healthz, methods=GET),
     Route("/readyz", misc.readyz, methods=GET),
+    Route("/openapi.json", openapi.endpoint, methods=GET),
     Route("/metrics", ops.metrics_endpoint, methods=GET),
     # the queues
     Route("/jobq/{pid}/list", jobq.list_jobs, methods=GET),
