@@ -57,7 +57,7 @@ def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> di
         row["tags"] = record.tags
     if jobmeta is not None and record.meta is not None:
         for name in jobmeta:
-            if name in record.meta:
+            if name in record.meta and name not in row:  # metadata never shadows key, ts, ...
                 row[name] = record.meta[name]
     return row
 
@@ -139,7 +139,8 @@ class JobQueue:
     async def _query(self, project: int, req: ListRequest) -> ListQuery:
         spider_ids: tuple[int, ...] | None = None
         if req.spiders:
-            found = [await self.storage.spider_id(project, s, create=False) for s in req.spiders]
+            names = dict.fromkeys(req.spiders)  # a repeated name must not repeat rows
+            found = [await self.storage.spider_id(project, s, create=False) for s in names]
             spider_ids = tuple(sid for sid in found if sid is not None)
         after = None
         if req.stop is not None:
@@ -153,7 +154,7 @@ class JobQueue:
         if count is not None and count > self.max_count:
             raise errors.BadRequest(f"count: at most {self.max_count}")
         return ListQuery(
-            states=req.states, spiders=spider_ids, has_tags=req.has_tags,
+            states=tuple(dict.fromkeys(req.states)), spiders=spider_ids, has_tags=req.has_tags,
             lacks_tags=req.lacks_tags, keys=req.keys, startts=req.startts, endts=req.endts,
             after_position=after, close_reasons=req.close_reasons, count=count,
             start=req.start, with_meta=req.jobmeta is not None,

@@ -16,6 +16,8 @@ from jobq.storage.base import JobUpdate, NewJob
 #: longest spider name, tag or botgroup name (characters)
 MAX_NAME = 255
 MAX_UNITS = 1000
+#: the databases store 64-bit integers; a larger cap means the same as this one
+MAX_INT = 2**63 - 1
 
 
 def _is_int(value: Any) -> bool:
@@ -37,7 +39,8 @@ def type_name(value: Any) -> str:
 
 def name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise errors.BadRequest(f"{where}: expected a non-empty string, got {type_name(value)}")
+        got = "an empty string" if value == "" else type_name(value)
+        raise errors.BadRequest(f"{where}: expected a non-empty string, got {got}")
     if len(value) > MAX_NAME:
         raise errors.BadRequest(f"{where}: longer than {MAX_NAME} characters")
     return value
@@ -118,4 +121,4 @@ def max_running(value: Any) -> int | None:
         return None
     if not _is_int(value) or value < 0:
         raise errors.BadRequest("max_running: expected a non-negative integer or null")
-    return int(value)
+    return min(int(value), MAX_INT)

@@ -8,8 +8,15 @@ import orjson
 from starlette.datastructures import QueryParams
 
 from jobq import errors
+from jobq.core import jobs
 from jobq.core.jobs import JobKey, State
 from jobq.core.queue import ListRequest
+
+#: largest integer a parameter takes; larger ones are clamped (a huge `start` or `count`
+#: means "all", and the databases store 64-bit integers)
+MAX_INT = 2**63 - 1
+#: largest `startts`/`endts`: its position (see jobq.core.jobs) still fits 64 bits
+MAX_TS = MAX_INT >> jobs.POSITION_SHIFT
 
 #: parameters every endpoint accepts (auth and output shaping)
 COMMON = frozenset({"apikey", "format", "saveas", "fields", "include_headers", "sep", "quote",
@@ -25,7 +32,9 @@ def check_known(params: QueryParams, allowed: Iterable[str]) -> None:
         raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
 
 
-def integer(params: QueryParams, name: str, minimum: int = 0) -> int | None:
+def integer(
+    params: QueryParams, name: str, minimum: int = 0, maximum: int = MAX_INT
+) -> int | None:
     value = params.get(name)
     if value is None or value == "":
         return None
@@ -35,7 +44,7 @@ def integer(params: QueryParams, name: str, minimum: int = 0) -> int | None:
         raise errors.BadRequest(f"{name}: {value!r} is not an integer") from None
     if number < minimum:
         raise errors.BadRequest(f"{name}: must be at least {minimum}")
-    return number
+    return min(number, maximum)
 
 
 def flag(params: QueryParams, name: str) -> bool:
@@ -73,21 +82,25 @@ def _filters(params: QueryParams, req: ListRequest) -> None:
 
 def list_request(params: QueryParams, default_states: tuple[State, ...]) -> ListRequest:
     states = tuple(dict.fromkeys(State.parse(s) for s in params.getlist("state")))
-    if any(s is State.DELETED for s in states):
-        raise errors.BadRequest("state: deleted jobs are never listed")
     stop = params.get("stop")
     jobmeta = params.getlist("jobmeta")
+    keys = params.getlist("key")
     req = ListRequest(
         states=states or default_states,
         spiders=tuple(params.getlist("spider")),
         has_tags=tuple(params.getlist("has_tag")),
         lacks_tags=tuple(params.getlist("lacks_tag")),
-        startts=integer(params, "startts"),
-        endts=integer(params, "endts"),
+        # clamping keeps the meaning: no position ever reaches MAX_TS
+        startts=integer(params, "startts", maximum=MAX_TS),
+        endts=integer(params, "endts", maximum=MAX_TS),
         stop=JobKey.parse(stop, "stop") if stop else None,
         count=integer(params, "count"),
         start=integer(params, "start") or 0,
         jobmeta=tuple(jobmeta) if jobmeta else None,
+        keys=tuple(JobKey.parse(k, "key") for k in keys) if keys else None,
     )
     _filters(params, req)
+    # after the filters: the legacy `state` triple must not reach deleted jobs either
+    if State.DELETED in req.states:
+        raise errors.BadRequest("state: deleted jobs are never listed")
     return req

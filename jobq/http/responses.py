@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
@@ -48,7 +49,12 @@ def _headers(request: Request) -> dict[str, str]:
     saveas = request.query_params.get("saveas")
     if saveas:
         safe = "".join(c for c in saveas if c.isprintable() and c not in '"\\/')
-        return {"Content-Disposition": f'attachment; filename="{safe}"'}
+        if safe.isascii():
+            return {"Content-Disposition": f'attachment; filename="{safe}"'}
+        # headers are latin-1: a non-ASCII name goes in RFC 6266's filename*
+        ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+        return {"Content-Disposition": f'attachment; filename="{ascii_name}";'
+                                       f" filename*=UTF-8''{quote(safe, safe='')}"}
     return {}
 
 
@@ -75,7 +81,9 @@ def rows_response(request: Request, rows: Iterable[Any]) -> Response:
 
 def value_response(request: Request, value: Any) -> Response:
     """A result that is one JSON value (a number, an object): JSON unless asked otherwise."""
-    if request.query_params.get("format") or "jsonlines" in request.headers.get("accept", ""):
+    asked = request.query_params.get("format")
+    # format=json is this value itself, not an array holding it
+    if asked not in (None, "json") or "jsonlines" in request.headers.get("accept", ""):
         return rows_response(request, [value])
     return Response(orjson.dumps(value), media_type="application/json", headers=_headers(request))
 
@@ -101,12 +109,20 @@ def _one_char(request: Request, name: str, default: str) -> str:
     return value
 
 
+def _unescape(value: str, name: str) -> str:
+    """`\\r\\n` as typed in a URL, made real characters."""
+    try:
+        return value.encode().decode("unicode_escape")
+    except UnicodeDecodeError:
+        raise errors.BadRequest(f"{name}: {value!r} is not a valid escape sequence") from None
+
+
 def _csv(request: Request, rows: list[Any]) -> bytes:
     fields_param = request.query_params.get("fields")
     if not fields_param:
         raise errors.BadRequest("fields: required with format=csv (comma-separated names)")
     fields = fields_param.split(",")
-    lineend = request.query_params.get("lineend", "\n").encode().decode("unicode_escape")
+    lineend = _unescape(request.query_params.get("lineend", "\n"), "lineend")
     escape = request.query_params.get("escape")
     out = io.StringIO()
     writer = csv.writer(

@@ -11,6 +11,7 @@ from jobq.http import bodies, params, responses
 from jobq.http.endpoints._common import (
     body,
     caller,
+    job_key,
     json_lines,
     project_id,
     queue,
@@ -110,6 +111,6 @@ async def cancel_job(request: Request) -> Response:
     who = await caller(request)
     params.check_known(request.query_params, ())
     project = project_id(request)
-    key = f"{project}/{spider_id(request)}/{request.path_params['jobno']}"
+    key = str(job_key(request))  # checks the job number as well
     cancelled = await queue(request).cancel(who, project, [{"key": key}], None)
     return responses.json_response({"count": cancelled})

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobq import errors
-from jobq.core import validation
+from jobq.core import jobs, validation
 from jobq.core.queue import now_ms
 from jobq.http import params, responses
 from jobq.http.endpoints._common import (
@@ -89,6 +89,14 @@ async def lastjobsummary(request: Request) -> Response:
     project = project_id(request)
     spider = spider_id(request) if "sid" in request.path_params else None
     rows = await queue(request).last_jobs(who, project, spider)
+    # one row per spider, in spider id order: the client pages them with these
+    after = request.query_params.get("startafter")
+    if after:
+        target = jobs.parse_target(after, "startafter")
+        rows = [r for r in rows if int(r["key"].split("/")[1]) > target.spider]
+    start = params.integer(request.query_params, "start") or 0
+    limit = params.integer(request.query_params, "count")
+    rows = rows[start:] if limit is None else rows[start:start + limit]
     return responses.rows_response(request, rows)
 
 
