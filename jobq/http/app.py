@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from jobq.config import Settings
 from jobq.core import credentials
@@ -62,7 +61,6 @@ def create_app(settings: Settings, storage: Storage) -> Starlette:
         routes=ROUTES,
         middleware=[
             Middleware(RequestContext, settings=settings),
-            Middleware(GZipMiddleware, minimum_size=1024),
         ],
         exception_handlers=http_errors.HANDLERS,
         lifespan=lifespan,

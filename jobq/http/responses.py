@@ -5,6 +5,7 @@ Content-Disposition header. Compression (gzip) is the middleware's job."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +20,9 @@ from starlette.responses import Response
 from jobq import errors
 
 JSONLINES = "application/x-jsonlines"
+#: smallest body worth compressing (bytes), and the gzip level (speed over size)
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 5
 FORMATS = {
     "jl": JSONLINES,
     "json": "application/json",
@@ -76,7 +80,7 @@ def rows_response(request: Request, rows: Iterable[Any]) -> Response:
         body = _xml(rows)
     else:
         body = b"".join(_text(row) + b"\n" for row in rows)
-    return Response(body, media_type=FORMATS[name], headers=_headers(request))
+    return _respond(request, body, FORMATS[name])
 
 
 def value_response(request: Request, value: Any) -> Response:
@@ -85,7 +89,18 @@ def value_response(request: Request, value: Any) -> Response:
     # format=json is this value itself, not an array holding it
     if asked not in (None, "json") or "jsonlines" in request.headers.get("accept", ""):
         return rows_response(request, [value])
-    return Response(orjson.dumps(value), media_type="application/json", headers=_headers(request))
+    return _respond(request, orjson.dumps(value), "application/json")
+
+
+def _respond(request: Request, body: bytes, media_type: str) -> Response:
+    """Compressed here rather than by a middleware around every request: only results can
+    be large, and a middleware costs every small request a layer of wrapping."""
+    headers = _headers(request)
+    if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept-Encoding"
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _text(value: Any) -> bytes:
