@@ -73,7 +73,9 @@ SELECT %(project)s, * FROM unnest(
 -- startjob's claim: the next pending job (highest priority, then oldest), locked for
 -- this transaction; a job another transaction holds is skipped, never handed out twice.
 -- Empty when the project is not in the asked botgroup or a botgroup of it is full.
-SELECT j.spider_id, j.job_no, j.meta FROM jobs j
+SELECT j.spider_id, j.job_no, j.meta, j.pending_position,
+    (SELECT name FROM spiders s WHERE s.project_id = j.project_id AND s.spider_id = j.spider_id)
+FROM jobs j
 WHERE j.project_id = %(project)s AND j.state = 0
   AND (%(botgroup)s::text IS NULL OR EXISTS (
         SELECT 1 FROM project_botgroups
@@ -171,6 +173,14 @@ DELETE FROM botgroups WHERE botgroup = %(botgroup)s;
 SELECT meta FROM jobs
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
   AND state <> 4;
+
+-- name: job_record
+-- One job as `list` reads it, with its metadata (GET jobs/K).
+SELECT j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,
+    j.finished_position, j.deleted_position, j.tags, s.name, j.meta
+FROM jobs j JOIN spiders s ON s.project_id = j.project_id AND s.spider_id = j.spider_id
+WHERE j.project_id = %(project)s AND j.spider_id = %(spider)s AND j.job_no = %(job)s
+  AND j.state <> 4;
 
 -- name: job_positions
 SELECT pending_position, running_position, finished_position, deleted_position FROM jobs

@@ -1,0 +1,302 @@
+"""The write operations of the PostgreSQL backend.
+
+Each function runs inside a group-commit transaction of one project (see `_pg_batch`),
+which has already locked the project's row (`projects`, `FOR UPDATE` or the upsert that
+creates it) and holds it until COMMIT. Every write of a project, on every node, takes
+that lock first, so within a project the read-then-write steps below need no further
+locking and positions (`Tx.take`) are handed out in commit order. The rules (states,
+metadata fields) are `jobq.core.jobs`'s, as in the SQLite backend (`_sqlite_tx`), which
+these functions mirror statement for statement where they can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+
+from jobq import errors
+from jobq.core import jobs
+from jobq.core.jobs import JobKey, SpiderKey, State
+from jobq.storage._pg_sql import Q
+from jobq.storage.base import JobUpdate, NewJob, Pushed, StartRequest, Updated
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass(slots=True)
+class Tx:
+    """One transaction of one project, shared by the operations of a batch."""
+
+    conn: AsyncConnection[Any]
+    project: int
+    now_ms: int
+    #: the project's last position, None when the project row does not exist
+    last: int | None
+    #: spider ids known to be committed (name -> id); read only here
+    known_spiders: dict[str, int]
+    #: spiders created by this transaction (cached once it commits)
+    new_spiders: dict[str, int] = field(default_factory=dict)
+
+    def take(self) -> int:
+        """The next position of the project."""
+        if self.last is None:  # pragma: no cover - the batch locks/creates the row first
+            raise errors.StorageError("no position: the project row is not locked")
+        self.last = jobs.next_position(self.last, self.now_ms)
+        return self.last
+
+    async def one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        cursor = await self.conn.execute(sql, params)
+        return await cursor.fetchone()
+
+    async def all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        cursor = await self.conn.execute(sql, params)
+        return await cursor.fetchall()
+
+
+async def spider_ids(tx: Tx, names: Sequence[str], create: bool) -> dict[str, int]:
+    """Ids of spider names of the project; new names get the next ids, in order."""
+    found: dict[str, int] = {}
+    missing: list[str] = []
+    for name in dict.fromkeys(names):
+        sid = tx.new_spiders.get(name) or tx.known_spiders.get(name)
+        if sid is not None:
+            found[name] = sid
+        else:
+            missing.append(name)
+    if missing:
+        rows = await tx.all(Q.spiders_by_names, {"project": tx.project, "names": missing})
+        found.update({name: int(sid) for name, sid in rows})
+        for name in missing:
+            if name in found or not create:
+                continue
+            row = await tx.one(Q.next_spider_id, {"project": tx.project})
+            assert row is not None
+            sid = int(row[0])
+            await tx.conn.execute(
+                Q.insert_spider, {"project": tx.project, "spider": sid, "name": name}
+            )
+            found[name] = tx.new_spiders[name] = sid
+    return found
+
+
+async def spider_id(tx: Tx, name: str, create: bool) -> int | None:
+    return (await spider_ids(tx, [name], create)).get(name)
+
+
+async def push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
+    project = tx.project
+    ids = await spider_ids(tx, [job.spider for job in new_jobs], create=True)
+    uniques = list(dict.fromkeys(j.unique for j in new_jobs if j.unique is not None))
+    active: dict[str, JobKey] = {}
+    if uniques:
+        rows = await tx.all(Q.active_with_unique, {"project": project, "uniques": uniques})
+        active = {u: JobKey(project, int(sid), int(no)) for u, sid, no in rows}
+    # first pass: which lines are refused (by an active job, or an earlier line)
+    dup_of: list[JobKey | int | None] = []  # a stored key, or the index of an earlier line
+    unique_line: dict[str, int] = {}
+    per_spider: dict[int, int] = {}
+    for index, job in enumerate(new_jobs):
+        if job.unique is not None:
+            earlier = unique_line.get(job.unique)
+            dup: JobKey | int | None = earlier if earlier is not None else active.get(job.unique)
+            if dup is not None:
+                dup_of.append(dup)
+                continue
+            if job.state in (State.PENDING, State.RUNNING):
+                unique_line[job.unique] = index
+        dup_of.append(None)
+        sid = ids[job.spider]
+        per_spider[sid] = per_spider.get(sid, 0) + 1
+    # job numbers: one range per spider, handed out in line order
+    next_no: dict[int, int] = {}
+    if per_spider:
+        rows = await tx.all(Q.take_job_numbers, {
+            "project": project, "spiders": list(per_spider), "counts": list(per_spider.values()),
+        })
+        next_no = {int(sid): int(last) - per_spider[int(sid)] + 1 for sid, last in rows}
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "spider_id", "job_no", "state", "position", "p0", "p1", "p2", "p3", "priority",
+        "unique_key", "tags", "meta")}
+    keys: list[JobKey | None] = []
+    for job, dup in zip(new_jobs, dup_of, strict=True):
+        if dup is not None:
+            keys.append(None)
+            continue
+        sid = ids[job.spider]
+        job_no = next_no[sid]
+        next_no[sid] = job_no + 1
+        keys.append(JobKey(project, sid, job_no))
+        position = tx.take()
+        meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position),
+                              actor)
+        entry: list[int | None] = [None, None, None, None]
+        entry[job.state] = position
+        for name, value in (
+            ("spider_id", sid), ("job_no", job_no), ("state", int(job.state)),
+            ("position", position), ("p0", entry[0]), ("p1", entry[1]), ("p2", entry[2]),
+            ("p3", entry[3]), ("priority", job.priority), ("unique_key", job.unique),
+            ("tags", dumps(job.tags) if job.tags else None),
+            ("meta", dumps(jobs.stored_form(meta))),
+        ):
+            columns[name].append(value)
+    if columns["job_no"]:
+        await tx.conn.execute(Q.insert_jobs, {"project": project, **columns})
+    outcomes: list[Pushed] = []
+    for key, dup in zip(keys, dup_of, strict=True):
+        if key is not None:
+            outcomes.append(Pushed(key))
+        else:
+            earlier_key = keys[dup] if isinstance(dup, int) else dup
+            outcomes.append(Pushed(None, duplicate_of=earlier_key))
+    return outcomes
+
+
+async def _move(
+    tx: Tx,
+    spider: int,
+    job_no: int,
+    meta: dict[str, Any],
+    state: State | None,
+    position: int | None,
+    tags_changed: bool,
+) -> None:
+    """Write a job's new metadata, and its new state when `state` and `position` are given."""
+    moving = state is not None and position is not None
+    tags = jobs.tags_of(meta) if tags_changed else None
+    await tx.conn.execute(Q.move_job, {
+        "meta": dumps(jobs.stored_form(meta)),
+        "state": int(state) if moving and state is not None else None,
+        "position": position if moving else None,
+        "tags_changed": tags_changed,
+        "tags": dumps(tags) if tags else None,
+        "project": tx.project, "spider": spider, "job": job_no,
+    })
+
+
+async def start_job(
+    tx: Tx, request: StartRequest, actor: str
+) -> tuple[JobKey, dict[str, Any]] | None:
+    row = await tx.one(Q.claim_job, {"project": tx.project, "botgroup": request.botgroup})
+    if row is None:
+        return None
+    sid, job_no, raw, pending_position, spider = int(row[0]), int(row[1]), row[2], row[3], row[4]
+    meta = orjson.loads(raw)
+    position = tx.take()
+    jobs.merge_fields(meta, request.params)
+    meta["_shub_worker"] = request.params.get("worker", actor)
+    jobs.enter_state(meta, State.RUNNING, jobs.ts_of(position), actor)
+    await _move(tx, sid, job_no, meta, State.RUNNING, position, "tags" in request.params)
+    entered = {State.PENDING: int(pending_position), State.RUNNING: position}
+    return JobKey(tx.project, sid, job_no), jobs.full_meta(meta, tx.project, spider,
+                                                           State.RUNNING, entered)
+
+
+async def _select_targets(
+    tx: Tx, target: JobKey | SpiderKey
+) -> list[tuple[Any, ...]]:
+    if isinstance(target, JobKey):
+        return await tx.all(Q.job_for_update, {
+            "project": target.project, "spider": target.spider, "job": target.job})
+    return await tx.all(Q.spider_jobs_for_update, {
+        "project": target.project, "spider": target.spider})
+
+
+async def update(tx: Tx, updates: Sequence[JobUpdate], actor: str) -> list[Updated]:
+    done: list[Updated] = []
+    for line, upd in enumerate(updates, 1):
+        by_job_key = isinstance(upd.target, JobKey)
+        for sid, job_no, state_no, raw in await _select_targets(tx, upd.target):
+            prev = State(state_no)
+            target = upd.state if upd.state is not None else prev
+            if not jobs.can_move(prev, target):
+                if by_job_key:
+                    raise errors.Conflict(
+                        f"line {line}: job {upd.target} cannot go from {prev.label}"
+                        f" to {target.label}"
+                    )
+                continue
+            meta = orjson.loads(raw)
+            jobs.merge_fields(meta, upd.fields)
+            position = None
+            if target is not prev:
+                position = tx.take()
+                jobs.enter_state(meta, target, jobs.ts_of(position), actor)
+            await _move(tx, int(sid), int(job_no), meta, target, position,
+                        "tags" in upd.fields)
+            done.append(Updated(JobKey(tx.project, int(sid), int(job_no)), prev))
+    return done
+
+
+async def cancel(
+    tx: Tx, keys: Sequence[JobKey] | None, limit: int | None, actor: str
+) -> int:
+    if keys is None:
+        rows = await tx.all(Q.oldest_pending, {"project": tx.project, "limit": limit})
+    else:
+        rows = []
+        for key in dict.fromkeys(keys):
+            rows += await tx.all(Q.active_job, {
+                "project": key.project, "spider": key.spider, "job": key.job})
+    for sid, job_no, state_no, raw in rows:
+        meta = orjson.loads(raw)
+        state = State(state_no)
+        position = tx.take() if state is State.PENDING else None
+        ts = jobs.ts_of(position) if position is not None else tx.now_ms
+        new_state = jobs.cancel(meta, state, ts, actor)
+        await _move(tx, int(sid), int(job_no), meta, new_state, position, tags_changed=False)
+    return len(rows)
+
+
+async def _load_meta(tx: Tx, key: JobKey) -> dict[str, Any] | None:
+    row = await tx.one(Q.job_meta, {"project": key.project, "spider": key.spider,
+                                    "job": key.job})
+    return orjson.loads(row[0]) if row else None
+
+
+async def set_job_meta(tx: Tx, key: JobKey, fields: dict[str, Any]) -> bool:
+    meta = await _load_meta(tx, key)
+    if meta is None:
+        return False
+    jobs.merge_fields(meta, fields)
+    await _move(tx, key.spider, key.job, meta, None, None, "tags" in fields)
+    return True
+
+
+async def delete_job_meta_field(tx: Tx, key: JobKey, name: str) -> bool:
+    meta = await _load_meta(tx, key)
+    if meta is None:
+        return False
+    if name not in jobs.SERVER_FIELDS and name in meta:
+        del meta[name]
+        await _move(tx, key.spider, key.job, meta, None, None, name == "tags")
+    return True
+
+
+async def remove_job(tx: Tx, key: JobKey) -> bool:
+    cursor = await tx.conn.execute(Q.remove_job, {
+        "project": key.project, "spider": key.spider, "job": key.job})
+    return cursor.rowcount > 0
+
+
+async def update_settings(
+    tx: Tx, fields: dict[str, Any], remove: Sequence[str]
+) -> None:
+    row = await tx.one(Q.settings, {"project": tx.project})
+    assert row is not None
+    settings = orjson.loads(row[0])
+    settings.update(fields)
+    for name in remove:
+        settings.pop(name, None)
+    await tx.conn.execute(Q.save_settings, {"project": tx.project, "settings": dumps(settings)})
+    if "botgroups" in fields or "botgroups" in remove:
+        await tx.conn.execute(Q.clear_project_botgroups, {"project": tx.project})
+        names = list(settings.get("botgroups") or ())
+        if names:
+            await tx.conn.execute(Q.add_project_botgroups,
+                                  {"project": tx.project, "botgroups": names})

@@ -1,0 +1,606 @@
+"""The shared backend: PostgreSQL through psycopg 3 (async) and a connection pool, for
+many `jobq serve` nodes behind a load balancer on one database.
+
+## Queue positions across nodes (exact incremental sync)
+
+`list?stop=KEY` returns the jobs whose position is above KEY's (see `jobq.core.jobs`).
+It is exact only if positions become visible in position order: were a transaction to
+take position 100 and commit after another one took 101 and committed, a consumer could
+read 101, move its cursor past 100 and never see it. So positions are handed out under a
+per-project lock held until commit:
+
+* every write transaction of a project first locks the project's row
+  (`INSERT INTO projects ... ON CONFLICT DO UPDATE ... RETURNING last_position`, or
+  `SELECT ... FOR UPDATE` for writes that must not create the project), reads
+  `last_position`, hands out `next_position(last, now)` for each state change, stores the
+  last one, and commits, which releases the lock;
+* a second transaction of the project, on any node, waits on that row lock. PostgreSQL
+  releases row locks only after the commit is visible to new snapshots, so when the
+  second one reads `last_position` the first is committed and visible, and the second's
+  positions are all higher. Positions of a project are therefore in commit order *and*
+  in visibility order: a snapshot that sees position p sees every position below p;
+* `list` is one statement (one snapshot). Whatever it returns above the cursor, every
+  lower position it could ever return is already in it, so a consumer that keeps the
+  newest key it saw misses nothing and sees nothing twice, whichever node it asks.
+
+Reads take no lock. Different projects never wait for each other.
+
+## Group commit (`_pg_batch`)
+
+Writes of the same project that wait at the same moment on a node run in one
+transaction: one project lock, one COMMIT (one WAL flush; `synchronous_commit` is left
+on, so an answered write is durable). There is no savepoint per operation: a batch runs
+optimistically, and if one operation fails (a `Conflict`, a database error) the
+transaction is rolled back and replayed without it, and that one alone is answered with
+its error. The outcome is that of running the operations one after the other, in order,
+with the failed one skipped. A batch whose connection breaks before COMMIT was sent is
+replayed on a fresh connection (nothing of it was committed); one that breaks during
+COMMIT is answered 503, as its outcome is unknown.
+
+Deadlocks cannot form: a transaction locks one project row, then (startjob) the capped
+botgroups of that project sorted by name; a botgroup's own writes lock only it. Even so,
+a deadlock or serialization failure replays the batch.
+
+## startjob
+
+Under the project lock (and the locks of the project's capped botgroups, taken
+`FOR UPDATE` sorted by name, so a botgroup's `max_running` holds exactly across nodes
+and projects), one statement picks the next pending job, highest priority then oldest,
+`FOR UPDATE SKIP LOCKED`, and checks the botgroup and capacity; the next statement of
+the same transaction moves it to running. A job is claimed by one transaction only.
+
+## Faults
+
+psycopg errors are translated at this boundary: a connection problem, a pool timeout or
+an operator intervention become `StorageUnavailable` (HTTP 503), anything else
+`StorageError` (also 503). Getting a connection waits at most `timeout` seconds; a
+broken connection is dropped by the pool, the idle ones are checked, and the request is
+retried once on a fresh one; when the database comes back the pool reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+from psycopg import AsyncConnection
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from jobq import errors
+from jobq.core.jobs import JobKey, State
+from jobq.storage import _pg_read as read
+from jobq.storage import _pg_tx as tx
+from jobq.storage._pg_batch import GroupCommit, Op
+from jobq.storage._pg_sql import Q, migrations, sql_file
+from jobq.storage.base import (
+    ApiKey,
+    JobRecord,
+    JobUpdate,
+    ListQuery,
+    NewJob,
+    Pushed,
+    StartRequest,
+    Storage,
+    Updated,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: seconds to wait for a pooled connection (then 503) and to connect
+DEFAULT_TIMEOUT = 5.0
+#: seconds to wait for a connection while the database is known to be out of reach
+DOWN_TIMEOUT = 1.0
+#: how many times a request is retried on a fresh connection after a broken one
+BROKEN_RETRIES = 2
+#: how many times a batch is replayed after a deadlock or serialization failure
+CONFLICT_RETRIES = 5
+#: session settings of every connection
+SESSION_OPTIONS = {
+    # a node that vanished mid-transaction must not hold a project's lock for long
+    "idle_in_transaction_session_timeout": "30s",
+    # a lock wait that long means trouble: answer 503 rather than hang
+    "lock_timeout": "15s",
+}
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Broken(Exception):
+    """The connection broke before anything was committed: retry on another one."""
+
+    def __init__(self, cause: psycopg.Error) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Replay(Exception):
+    """Deadlock or serialization failure: the transaction was rolled back; run it again."""
+
+
+class _OpFailed(Exception):
+    def __init__(self, op: Op, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.op = op
+        self.error = error
+
+
+def translate(exc: BaseException) -> BaseException:
+    """A psycopg error as a jobq error; any other exception as it is."""
+    if isinstance(exc, errors.JobqError) or not isinstance(exc, psycopg.Error):
+        return exc
+    text = str(exc).strip() or type(exc).__name__
+    failure: errors.JobqError
+    if isinstance(exc, psycopg.OperationalError | pg_errors.ReadOnlySqlTransaction):
+        failure = errors.StorageUnavailable(f"database unavailable: {text}")
+    else:
+        failure = errors.StorageError(f"database error: {text}")
+    failure.__cause__ = exc
+    return failure
+
+
+def _is_broken(conn: AsyncConnection[Any], exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed)
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the database"
+    host = parts.get("host", "localhost")
+    port = parts.get("port", "5432")
+    return f"postgresql://{host}:{port}/{parts.get('dbname', '')}"
+
+
+class PostgresStorage(Storage):
+    """Jobs in the PostgreSQL database at `url`, through `pool_size` connections."""
+
+    def __init__(self, url: str, pool_size: int = 10, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if pool_size < 1:
+            raise errors.JobqError("pool_size must be at least 1")
+        self.url = url
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._writer = GroupCommit(self._run_batch, max_concurrent=max(1, pool_size // 2))
+        #: committed spider ids by project and name (spiders are never renamed or removed)
+        self._spiders: dict[int, dict[str, int]] = {}
+        self._checking: asyncio.Task[None] | None = None
+        #: set when getting a connection timed out, cleared by the next success: while
+        #: the database is out of reach requests wait DOWN_TIMEOUT, not `timeout`
+        self._down = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        options = " ".join(f"-c {k}={v}" for k, v in SESSION_OPTIONS.items())
+        return {
+            "autocommit": True,
+            "connect_timeout": max(1, round(self.timeout)),
+            "application_name": "jobq",
+            "options": options,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+
+    async def open(self) -> None:
+        await self.migrate()
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            self.url,
+            kwargs=self._connect_kwargs(),
+            min_size=min(2, self.pool_size),
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.timeout,
+            name="jobq",
+            reconnect_timeout=24 * 3600.0,  # keep trying: the database may come back
+        )
+        try:
+            await pool.open(wait=True, timeout=self.timeout * 2)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise errors.StorageUnavailable(
+                f"database unavailable: cannot connect to {describe(self.url)}: {exc}"
+            ) from exc
+        self._pool = pool
+
+    async def migrate(self) -> int:
+        """Create the schema or apply the migrations it lacks, under an advisory lock so
+        that nodes starting together do it once; returns the schema version."""
+        try:
+            conn = await AsyncConnection.connect(self.url, **self._connect_kwargs())
+        except psycopg.Error as exc:
+            raise errors.StorageUnavailable(
+                f"database unavailable: cannot connect to {describe(self.url)}: {exc}"
+            ) from exc
+        try:
+            async with conn.transaction():
+                await conn.execute(Q.migration_lock)
+                await conn.execute(Q.create_version_table)
+                cursor = await conn.execute(Q.schema_version)
+                row = await cursor.fetchone()
+                version = int(row[0]) if row and row[0] is not None else 0
+                steps = migrations()
+                latest = steps[-1][0] if steps else 0
+                if version > latest:
+                    raise errors.JobqError(
+                        f"the database has schema version {version}, newer than this jobq"
+                        f" ({latest})"
+                    )
+                if version == 0:
+                    await conn.execute(sql_file("schema.sql").encode())
+                else:
+                    for number, script in steps:
+                        if number > version:
+                            await conn.execute(script.encode())
+                if latest != version:
+                    await conn.execute(Q.set_schema_version, {"version": latest})
+                return latest
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        if self._checking is not None:
+            await asyncio.gather(self._checking, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1"))
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _on_broken(self) -> None:
+        """Drop the other broken idle connections (after a database restart all are)."""
+        if self._pool is not None and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.create_task(self._pool.check())
+        if self._checking is not None:
+            await asyncio.wait([self._checking], timeout=self.timeout)
+
+    async def _run(
+        self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]], retry: bool = True
+    ) -> T:
+        """fn on a pooled connection; retried on a fresh connection if the one it got is
+        broken (fn must be safe to retry then: a read, or a transaction not committed)."""
+        pool = self._pool
+        if pool is None:
+            raise errors.StorageUnavailable("the database is closed")
+        attempt = 0
+        while True:
+            try:
+                wait = min(DOWN_TIMEOUT, self.timeout) if self._down else self.timeout
+                async with pool.connection(timeout=wait) as conn:
+                    self._down = False
+                    try:
+                        return await fn(conn)
+                    except psycopg.Error as exc:
+                        if _is_broken(conn, exc):
+                            raise _Broken(exc) from exc
+                        raise
+            except _Broken as broken:
+                attempt += 1
+                if not retry or attempt > BROKEN_RETRIES:
+                    raise translate(broken.cause) from broken.cause
+                log.warning("database connection broken (%s): retrying", broken.cause)
+                await self._on_broken()
+            except PoolTimeout as exc:
+                self._down = True
+                raise errors.StorageUnavailable(
+                    f"database unavailable: no connection to {describe(self.url)} within"
+                    f" {wait:g} s (is PostgreSQL up and reachable?)"
+                ) from exc
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+
+    async def _read(self, fn: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+        return await self._run(fn)
+
+    async def _fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        async def run(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
+
+        return await self._read(run)
+
+    async def _fetchone(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+        async def run(conn: AsyncConnection[Any]) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone()
+
+        return await self._read(run)
+
+    async def _write(
+        self,
+        project: int,
+        fn: Callable[[tx.Tx], Awaitable[T]],
+        ensure_project: bool = True,
+        claims: bool = False,
+    ) -> T:
+        op = Op(fn, ensure_project=ensure_project, claims=claims)
+        result: T = await self._writer.submit(project, op)
+        return result
+
+    async def _run_batch(self, project: int, ops: list[Op]) -> None:
+        """Run ops in one transaction (see the module docstring) and answer each."""
+        remaining = list(ops)
+        replays = 0
+        while remaining:
+            try:
+                results, new_spiders = await self._run(
+                    functools.partial(self._transaction, project, remaining)
+                )
+            except _OpFailed as failed:
+                failed.op.resolve(False, failed.error)
+                remaining.remove(failed.op)
+                continue
+            except _Replay as exc:
+                replays += 1
+                if replays <= CONFLICT_RETRIES:
+                    await asyncio.sleep(0.001 * replays)
+                    continue
+                failure = translate(exc.__cause__ or exc)
+                for op in remaining:
+                    op.resolve(False, failure)
+                return
+            except Exception as exc:
+                failure = translate(exc)
+                for op in remaining:
+                    op.resolve(False, failure)
+                return
+            if new_spiders:
+                self._spiders.setdefault(project, {}).update(new_spiders)
+            for op, result in zip(remaining, results, strict=True):
+                op.resolve(True, result)
+            return
+
+    async def _transaction(
+        self, project: int, ops: list[Op], conn: AsyncConnection[Any]
+    ) -> tuple[list[Any], dict[str, int]]:
+        try:
+            ensure = any(op.ensure_project for op in ops)
+            # BEGIN and the locks in one round trip (pipeline mode)
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                cursor = await conn.execute(
+                    Q.lock_project_ensure if ensure else Q.lock_project, {"project": project}
+                )
+                if any(op.claims for op in ops):
+                    await conn.execute(Q.lock_botgroups, {"project": project})
+            row = await cursor.fetchone()
+            last = int(row[0]) if row is not None else None
+            tx_ = tx.Tx(conn, project, _now_ms(), last, self._spiders.get(project, {}))
+            results = []
+            for op in ops:
+                try:
+                    results.append(await op.fn(tx_))
+                except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                    raise
+                except Exception as exc:
+                    if _is_broken(conn, exc):
+                        raise
+                    raise _OpFailed(op, translate(exc)) from exc
+        except BaseException as exc:
+            await self._rollback(conn)
+            if isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
+                raise _Replay(str(exc)) from exc
+            raise
+        try:
+            # the last position and COMMIT in one round trip
+            async with conn.pipeline():
+                if tx_.last != last:
+                    await conn.execute(
+                        Q.save_position, {"project": project, "position": tx_.last}
+                    )
+                await conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                # the commit may or may not have happened: never retry it
+                raise errors.StorageUnavailable(
+                    f"database unavailable: the outcome of the commit is unknown: {exc}"
+                ) from exc
+            await self._rollback(conn)
+            raise
+        return results, tx_.new_spiders
+
+    @staticmethod
+    async def _rollback(conn: AsyncConnection[Any]) -> None:
+        if conn.broken or conn.closed:
+            return
+        try:
+            await conn.execute("ROLLBACK")
+        except psycopg.Error:
+            log.exception("rollback failed")
+
+    # -- jobs: writes ------------------------------------------------------------------
+
+    async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
+        return await self._write(
+            project, functools.partial(tx.push, new_jobs=jobs, actor=actor)
+        )
+
+    async def start_job(
+        self, project: int, request: StartRequest, actor: str
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        return await self._write(
+            project, functools.partial(tx.start_job, request=request, actor=actor),
+            ensure_project=False, claims=True,
+        )
+
+    async def update(
+        self, project: int, updates: Sequence[JobUpdate], actor: str
+    ) -> list[Updated]:
+        return await self._write(
+            project, functools.partial(tx.update, updates=updates, actor=actor)
+        )
+
+    async def cancel(
+        self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
+    ) -> int:
+        return await self._write(
+            project, functools.partial(tx.cancel, keys=keys, limit=limit, actor=actor)
+        )
+
+    async def set_job_meta(self, key: JobKey, fields: dict[str, Any]) -> bool:
+        return await self._write(
+            key.project, functools.partial(tx.set_job_meta, key=key, fields=fields),
+            ensure_project=False,
+        )
+
+    async def delete_job_meta_field(self, key: JobKey, name: str) -> bool:
+        return await self._write(
+            key.project, functools.partial(tx.delete_job_meta_field, key=key, name=name),
+            ensure_project=False,
+        )
+
+    async def remove_job(self, key: JobKey) -> bool:
+        return await self._write(
+            key.project, functools.partial(tx.remove_job, key=key), ensure_project=False
+        )
+
+    # -- jobs: reads -------------------------------------------------------------------
+
+    async def get_job_meta(self, key: JobKey) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            Q.job_record, {"project": key.project, "spider": key.spider, "job": key.job}
+        )
+        return read.record(key.project, row, with_meta=True).meta if row else None
+
+    async def list_jobs(self, project: int, query: ListQuery) -> list[JobRecord]:
+        built = read.list_sql(project, query)
+        if built is None:
+            return []
+        rows = await self._fetchall(*built)
+        return [read.record(project, row, query.with_meta) for row in rows]
+
+    async def count_jobs(self, project: int, query: ListQuery) -> int:
+        built = read.count_sql(project, query)
+        if built is None:
+            counts = await self._state_counts(project, query.spiders)
+            return sum(counts.get(s, 0) for s in query.states)
+        row = await self._fetchone(*built)
+        return int(row[0]) if row else 0
+
+    async def _state_counts(
+        self, project: int, spiders: Sequence[int] | None
+    ) -> dict[State, int]:
+        if spiders is not None and not spiders:
+            return {}
+        rows = await self._fetchall(*read.state_counts_sql(project, spiders))
+        return {State(s): int(n) for s, n in rows}
+
+    async def state_counts(self, project: int, spider: int | None = None) -> dict[State, int]:
+        return await self._state_counts(project, None if spider is None else (spider,))
+
+    async def stop_position(self, key: JobKey, states: Sequence[State]) -> int | None:
+        row = await self._fetchone(
+            Q.job_positions, {"project": key.project, "spider": key.spider, "job": key.job}
+        )
+        return read.stop_position(row, states)
+
+    async def last_jobs(self, project: int, spider: int | None) -> list[JobRecord]:
+        rows = await self._fetchall(Q.last_jobs, {"project": project, "spider": spider})
+        return [read.record(project, row, with_meta=True) for row in rows]
+
+    async def projects(self) -> list[int]:
+        return [int(r[0]) for r in await self._fetchall(Q.projects)]
+
+    # -- spiders, settings, botgroups -----------------------------------------------------
+
+    async def spider_id(self, project: int, name: str, create: bool) -> int | None:
+        known = self._spiders.get(project, {}).get(name)
+        if known is not None:
+            return known
+        row = await self._fetchone(Q.spider_by_name, {"project": project, "name": name})
+        if row is not None:
+            self._spiders.setdefault(project, {})[name] = int(row[0])
+            return int(row[0])
+        if not create:
+            return None
+        return await self._write(
+            project, functools.partial(tx.spider_id, name=name, create=True)
+        )
+
+    async def spider_names(self, project: int, ids: Sequence[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = await self._fetchall(Q.spider_names, {"project": project, "ids": list(ids)})
+        return {int(sid): name for sid, name in rows}
+
+    async def get_settings(self, project: int) -> dict[str, Any]:
+        row = await self._fetchone(Q.settings, {"project": project})
+        return orjson.loads(row[0]) if row else {}
+
+    async def update_settings(
+        self, project: int, fields: dict[str, Any], remove: Sequence[str] = ()
+    ) -> None:
+        await self._write(
+            project, functools.partial(tx.update_settings, fields=fields, remove=remove)
+        )
+
+    async def _execute(self, sql: str, params: Any, retry: bool = True) -> int:
+        """One statement in its own (autocommit) transaction; returns its row count."""
+
+        async def run(conn: AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+        return await self._run(run, retry=retry)
+
+    async def set_max_running(self, botgroup: str, max_running: int | None) -> None:
+        await self._execute(Q.set_max_running, {"botgroup": botgroup, "max_running": max_running})
+
+    async def delete_botgroup(self, botgroup: str) -> None:
+        await self._execute(Q.delete_botgroup, {"botgroup": botgroup})
+
+    async def has_capacity(self, project: int) -> bool:
+        row = await self._fetchone(Q.has_capacity, {"project": project})
+        return bool(row[0]) if row else True
+
+    # -- credentials ----------------------------------------------------------------------
+
+    async def create_api_key(self, key_hash: str, name: str, project: int | None) -> ApiKey:
+        created = _now_ms()
+
+        async def insert(conn: AsyncConnection[Any]) -> ApiKey:
+            cursor = await conn.execute(Q.create_api_key, {
+                "key_hash": key_hash, "name": name, "project": project, "created": created})
+            row = await cursor.fetchone()
+            assert row is not None
+            return ApiKey(int(row[0]), name, project, created)
+
+        return await self._run(insert, retry=False)
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = await self._fetchone(Q.find_api_key, {"key_hash": key_hash})
+        return ApiKey(*row) if row else None
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return [ApiKey(*row) for row in await self._fetchall(Q.list_api_keys)]
+
+    async def revoke_api_key(self, key_id: int) -> bool:
+        return await self._execute(Q.revoke_api_key, {"now": _now_ms(), "key_id": key_id}) > 0
+
+    async def get_or_create_secret(self, name: str, value: str) -> str:
+        await self._execute(Q.insert_secret, {"name": name, "value": value})
+        row = await self._fetchone(Q.secret, {"name": name})
+        assert row is not None
+        return str(row[0])

@@ -1,0 +1,64 @@
+"""Both backends answer the same operations with the same bytes (timestamps aside)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from jobq.core.credentials import JobTokens, Principal
+from jobq.core.jobs import JobKey, State
+from jobq.core.queue import JobQueue, ListRequest
+from jobq.storage import open_storage
+
+pytestmark = pytest.mark.anyio
+
+ADMIN = Principal("admin", is_admin=True)
+P = 53
+_TIMES = re.compile(rb'("(?:ts|elapsed|\w+_time)":)\d+')
+
+
+async def _session(url: str) -> list[bytes]:
+    """A little of everything, as the HTTP layer would call it; every answer as JSON."""
+    storage = open_storage(url)
+    await storage.open()
+    queue = JobQueue(storage, JobTokens("k" * 32), max_count=1000)
+    out: list[Any] = []
+    try:
+        out.append(await queue.push(ADMIN, P, [
+            {"spider": "a", "tags": ["x"], "custom": {"z": 1, "a": [1, 2]}},
+            {"spider": "b", "priority": 4, "unique": "u1"},
+            {"spider": "a", "state": "finished", "close_reason": "finished"},
+            {"spider": "b", "unique": "u1"},
+        ]))
+        started = await queue.start(ADMIN, P, {"worker": "w1"})
+        assert started is not None
+        started.pop("auth")
+        out.append(started)
+        out.append(await queue.update(ADMIN, P, [{"key": "53/2/1", "state": "finished",
+                                                  "items": 7}]))
+        out.append(await queue.update(ADMIN, P, [{"key": "53/1", "note": "all"}]))
+        out.append(await queue.cancel(ADMIN, P, [{"key": "53/1/1"}], None))
+        for states in ((State.FINISHED,), (State.PENDING, State.RUNNING, State.FINISHED)):
+            out.append(await queue.list_jobs(ADMIN, P, ListRequest(states=states)))
+        out.append(await queue.list_jobs(ADMIN, P, ListRequest(jobmeta=("custom", "items"))))
+        out.append(await queue.summary(ADMIN, P, None, None, ListRequest()))
+        out.append(await queue.count(ADMIN, P, ListRequest(has_tags=("x",))))
+        out.append(await queue.jobsummary(ADMIN, P, [JobKey(P, 1, 1)], ["custom", "tags"]))
+        out.append(await queue.last_jobs(ADMIN, P, None))
+        for key in (JobKey(P, 1, 1), JobKey(P, 1, 2), JobKey(P, 2, 1)):
+            out.append(await queue.job_meta(ADMIN, key))
+        out.append(await queue.project_summary(P))
+    finally:
+        await storage.close()
+    return [_TIMES.sub(rb"\1T", orjson.dumps(item)) for item in out]
+
+
+async def test_sqlite_and_postgres_answer_alike(tmp_path: Path, pg_url: str) -> None:
+    sqlite = await _session(f"sqlite:///{tmp_path / 'jobq.sqlite3'}")
+    postgres = await _session(pg_url)
+    for number, (a, b) in enumerate(zip(sqlite, postgres, strict=True)):
+        assert a == b, f"answer {number} differs"
