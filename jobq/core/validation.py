@@ -43,6 +43,14 @@ def name(value: Any, where: str) -> str:
         raise errors.BadRequest(f"{where}: expected a non-empty string, got {got}")
     if len(value) > MAX_NAME:
         raise errors.BadRequest(f"{where}: longer than {MAX_NAME} characters")
+    return no_nul(value, where)
+
+
+def no_nul(value: str, where: str) -> str:
+    """Names are stored as text, which PostgreSQL cannot hold with a NUL character: refuse
+    them on every backend alike."""
+    if "\x00" in value:
+        raise errors.BadRequest(f"{where}: contains a NUL character")
     return value
 
 
@@ -74,6 +82,8 @@ def new_job(line: Any, where: str) -> NewJob:
     unique = fields.get("unique")
     if unique is not None and not isinstance(unique, str):
         unique = orjson.dumps(unique).decode()
+    if unique is not None:
+        no_nul(unique, f"{where}: unique")
     meta = {k: v for k, v in fields.items() if k not in ("state", "unique", "auth")}
     meta["priority"] = priority
     meta["units"] = units

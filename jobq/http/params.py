@@ -8,7 +8,7 @@ import orjson
 from starlette.datastructures import QueryParams
 
 from jobq import errors
-from jobq.core import jobs
+from jobq.core import jobs, validation
 from jobq.core.jobs import JobKey, State
 from jobq.core.queue import ListRequest
 
@@ -103,4 +103,8 @@ def list_request(params: QueryParams, default_states: tuple[State, ...]) -> List
     # after the filters: the legacy `state` triple must not reach deleted jobs either
     if State.DELETED in req.states:
         raise errors.BadRequest("state: deleted jobs are never listed")
+    for what, values in (("spider", req.spiders), ("has_tag", req.has_tags),
+                         ("lacks_tag", req.lacks_tags), ("filter", req.close_reasons)):
+        for value in values:
+            validation.no_nul(value, what)
     return req

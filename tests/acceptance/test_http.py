@@ -490,3 +490,15 @@ def test_never_a_500(http: httpx.Client, project: int) -> None:
     for method, path, body in requests:
         response = http.request(method, path, content=body)
         assert response.status_code < 500, (method, path, body, response.text)
+
+
+def test_nul_characters_in_names_are_refused_alike(http: httpx.Client, project: int) -> None:
+    for body in (b'{"spider":"a\\u0000b"}', b'{"spider":"a","tags":["x\\u0000"]}',
+                 b'{"spider":"a","unique":"u\\u0000"}'):
+        response = http.post(f"/jobq/{project}/push", content=body)
+        assert response.status_code == 400 and "NUL" in response.text, response.text
+    listed = http.get(f"/jobq/{project}/list", params={"has_tag": "x\x00y"})
+    assert listed.status_code == 400 and "has_tag" in listed.text
+    settings = http.post(f"/projects/{project}/settings", content=b'{"botgroups":["g\\u0000"]}')
+    assert settings.status_code == 400
+    assert http.get(f"/jobq/{project}/count", params={"state": "pending"}).json() == 0
