@@ -95,6 +95,18 @@ def can_move(current: State, target: State) -> bool:
     return target in _ALLOWED.get(current, ())
 
 
+def update_target(prev: State, wanted: State | None, job: str | None) -> State | None:
+    """The state an update moves a job to (its own when `wanted` is None). A move the rules
+    refuse raises `Conflict` for a job named by its key (`job`), and skips the job (None)
+    when it was reached through its spider's key."""
+    target = wanted if wanted is not None else prev
+    if can_move(prev, target):
+        return target
+    if job is not None:
+        raise errors.Conflict(f"{job} cannot go from {prev.label} to {target.label}")
+    return None
+
+
 def ts_of(position: int) -> int:
     return position >> POSITION_SHIFT
 

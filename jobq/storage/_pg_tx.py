@@ -210,16 +210,11 @@ async def _select_targets(
 async def update(tx: Tx, updates: Sequence[JobUpdate], actor: str) -> list[Updated]:
     done: list[Updated] = []
     for line, upd in enumerate(updates, 1):
-        by_job_key = isinstance(upd.target, JobKey)
+        named = f"line {line}: job {upd.target}" if isinstance(upd.target, JobKey) else None
         for sid, job_no, state_no, raw in await _select_targets(tx, upd.target):
             prev = State(state_no)
-            target = upd.state if upd.state is not None else prev
-            if not jobs.can_move(prev, target):
-                if by_job_key:
-                    raise errors.Conflict(
-                        f"line {line}: job {upd.target} cannot go from {prev.label}"
-                        f" to {target.label}"
-                    )
+            target = jobs.update_target(prev, upd.state, named)
+            if target is None:
                 continue
             meta = orjson.loads(raw)
             jobs.merge_fields(meta, upd.fields)

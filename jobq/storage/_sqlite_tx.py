@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from jobq import errors
 from jobq.core import jobs
 from jobq.core.jobs import JobKey, SpiderKey, State
 from jobq.storage.base import JobUpdate, NewJob, Pushed, StartRequest, Updated
@@ -265,16 +264,11 @@ def update(
     positions = Positions(conn, project, now_ms)
     done: list[Updated] = []
     for line, upd in enumerate(updates, 1):
-        by_job_key = isinstance(upd.target, JobKey)
+        named = f"line {line}: job {upd.target}" if isinstance(upd.target, JobKey) else None
         for row_id, sid, job_no, state_no, raw in _select_targets(conn, upd.target):
             prev = State(state_no)
-            target = upd.state if upd.state is not None else prev
-            if not jobs.can_move(prev, target):
-                if by_job_key:
-                    raise errors.Conflict(
-                        f"line {line}: job {upd.target} cannot go from {prev.label}"
-                        f" to {target.label}"
-                    )
+            target = jobs.update_target(prev, upd.state, named)
+            if target is None:
                 continue
             meta = orjson.loads(raw)
             jobs.merge_fields(meta, upd.fields)
