@@ -16,7 +16,7 @@ def available(base: str) -> str | None:
     try:
         with _connect(base):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "skip PostgreSQL"
+    except Exception as exc:  # any failure means "skip PostgreSQL"
         return f"{type(exc).__name__}: {exc}".strip()
 
 

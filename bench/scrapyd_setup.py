@@ -115,8 +115,43 @@ def start(python: Path, run_dir: Path) -> Server:
     if r.json().get("status") != "ok":
         raise RuntimeError(f"Scrapyd deploy failed: {r.text}")
     # the first schedule.json runs `scrapy list` once and caches it: do it now
-    r = httpx.post(server.url + "/schedule.json", data={"project": PROJECT, "spider": SPIDER}, timeout=120)
+    r = httpx.post(
+        server.url + "/schedule.json", data={"project": PROJECT, "spider": SPIDER}, timeout=120
+    )
     if r.json().get("status") != "ok":
         raise RuntimeError(f"Scrapyd schedule failed: {r.text}")
     httpx.post(server.url + "/cancel.json", data={"project": PROJECT, "job": r.json()["jobid"]})
     return server
+
+
+SEED = """\
+import sys, uuid
+from scrapyd.config import Config
+from scrapyd.utils import get_spider_queues
+
+project, spider, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+q = get_spider_queues(Config())[project].q
+ids = [uuid.uuid1().hex for _ in range(n)]
+# what schedule.json stores for project=P&spider=S, in one transaction
+msg = {"project": project, "spider": spider, "settings": {}, "name": spider}
+rows = [(0.0, q.encode({**msg, "_job": i})) for i in ids]
+q.conn.executemany(f"INSERT INTO {q.table} (priority, message) VALUES (?, ?)", rows)
+q.conn.commit()
+print("\\n".join(ids))
+"""
+
+
+def seed_pending(python: Path, run_dir: Path, n: int) -> list[str]:
+    """Add N pending jobs through Scrapyd's own queue class, in one transaction.
+
+    schedule.json commits once per job (~50 jobs/s here), so seeding 10,000
+    through it would take minutes; the queue Scrapyd reads is the same.
+    """
+    out = subprocess.run(
+        [str(python), "-c", SEED, PROJECT, SPIDER, str(n)],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()

@@ -25,21 +25,27 @@ def _push_worker(url: str, auth: str, batches: list[int], batch: int, state: str
     done = 0
     with httpx.Client(headers={"Authorization": auth}, timeout=300) as client:
         for size in batches:
-            data = body if size == batch else "\n".join(job_line(i, state) for i in range(size)) + "\n"
+            data = (
+                body if size == batch else "\n".join(job_line(i, state) for i in range(size)) + "\n"
+            )
             r = client.post(url, content=data)
             r.raise_for_status()
             done += size
     return done
 
 
-def push_jobs(base: str, pid: int, auth: str, total: int, state: str, batch: int = 1000, procs: int = 2) -> float:
+def push_jobs(
+    base: str, pid: int, auth: str, total: int, state: str, batch: int = 1000, procs: int = 2
+) -> float:
     """Push TOTAL jobs in STATE to project PID; returns the seconds taken."""
     sizes = [batch] * (total // batch) + ([total % batch] if total % batch else [])
     shares = [sizes[k::procs] for k in range(procs)]
     url = f"{base}/jobq/{pid}/push"
     t0 = time.monotonic()
     with mp.get_context("spawn").Pool(procs) as pool:
-        pushed = sum(pool.starmap(_push_worker, [(url, auth, s, batch, state) for s in shares if s]))
+        pushed = sum(
+            pool.starmap(_push_worker, [(url, auth, s, batch, state) for s in shares if s])
+        )
     if pushed != total:
         raise RuntimeError(f"pushed {pushed} of {total}")
     return time.monotonic() - t0
@@ -58,5 +64,7 @@ def scrapyd_schedule(base: str, project: str, spider: str, total: int, procs: in
     """Schedule TOTAL pending jobs on Scrapyd; returns their job ids."""
     counts = [total // procs + (1 if k < total % procs else 0) for k in range(procs)]
     with mp.get_context("spawn").Pool(procs) as pool:
-        parts = pool.starmap(_schedule_worker, [(base + "/schedule.json", project, spider, n) for n in counts])
+        parts = pool.starmap(
+            _schedule_worker, [(base + "/schedule.json", project, spider, n) for n in counts]
+        )
     return [i for part in parts for i in part]

@@ -134,7 +134,9 @@ def find_jobq(explicit: str | None) -> list[str]:
     raise SystemExit("no `jobq` command: `pip install .` at the repo root, or pass --jobq")
 
 
-def start_jobq(jobq: list[str], db: str, admin_key: str, log: Path, port: int | None = None) -> Server:
+def start_jobq(
+    jobq: list[str], db: str, admin_key: str, log: Path, port: int | None = None
+) -> Server:
     port = port or free_port()
     argv = [*jobq, "serve", "--host", HOST, "--port", str(port), "--db", db]
     server = Server("jobq", argv, port, log, env={"JOBQ_ADMIN_KEY": admin_key})

@@ -10,7 +10,7 @@ function init(args)
    for i = 1, n do lines[i] = args[2] end
    wrk.method = "POST"
    wrk.headers["Content-Type"] = args[1]
-   wrk.body = table.concat(lines, "\n") .. "\n"
+   wrk.body = table.concat(lines, "\n")
    req = wrk.format()  -- built once: building per request would load wrk
 end
 

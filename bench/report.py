@@ -1,0 +1,199 @@
+"""Ratios (jobq against Scrapyd and against the bare stack, same run) and the
+issue's targets. Targets are reported, never enforced: a speed check has no
+place in CI on a shared machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = dict[str, Any]
+
+# jobq workload -> the Scrapyd workload doing the same thing
+SCRAPYD_OF = {
+    "push_single": "push_single",
+    "push_batch": "push_single",
+    "list_pending": "list_pending",
+    "cancel": "cancel",
+}
+
+
+def find(results: list[Row], system: str, workload: str) -> Row | None:
+    return next((r for r in results if r["system"] == system and r["workload"] == workload), None)
+
+
+def ratios(results: list[Row]) -> list[Row]:
+    """For each jobq figure: throughput / Scrapyd's, and request rate / the bare
+    Starlette app's for the same method and connection count."""
+    out = []
+    for r in results:
+        if r["system"] not in ("sqlite", "postgres") or "throughput" not in r:
+            continue
+        row: Row = {"system": r["system"], "workload": r["workload"], "label": r["label"]}
+        ref = find(results, "scrapyd", SCRAPYD_OF.get(r["workload"], ""))
+        if ref and ref["throughput"]:
+            row["vs_scrapyd"] = round(r["throughput"] / ref["throughput"], 2)
+            row["vs_scrapyd_p50"] = round(ref["p50_ms"] / r["p50_ms"], 2) if r["p50_ms"] else None
+        base = find(results, "baseline", f"{r['method'].lower()}_c{r['connections']}")
+        if base and base["rps"]:
+            row["vs_baseline"] = round(r["rps"] / base["rps"], 3)
+        out.append(row)
+    return out
+
+
+def print_ratios(rows: list[Row]) -> None:
+    print("\n== jobq as a ratio (throughput; same run) ==")
+    print(f"{'backend':9} {'workload':48} {'x Scrapyd':>10} {'x bare Starlette':>17}")
+    for r in rows:
+        sd = f"{r['vs_scrapyd']:.1f}x" if "vs_scrapyd" in r else "-"
+        bl = f"{r['vs_baseline']:.2f}x" if "vs_baseline" in r else "-"
+        print(f"{r['system']:9} {r['label']:48} {sd:>10} {bl:>17}")
+
+
+def _get(results: list[Row], system: str, workload: str, key: str) -> float | None:
+    r = find(results, system, workload)
+    return None if r is None or r.get(key) is None else float(r[key])
+
+
+def _ratio(rows: list[Row], system: str, workload: str, key: str) -> float | None:
+    r = next((x for x in rows if x["system"] == system and x["workload"] == workload), None)
+    return None if r is None or key not in r else float(r[key])
+
+
+def targets(results: list[Row], rows: list[Row]) -> list[Row]:
+    """The issue's targets, each with the measured value (None: not measured)."""
+    checks: list[tuple[str, float | None, Callable[[float], bool], str]] = []
+    for b in ("sqlite", "postgres"):
+        checks += [
+            (
+                f"{b}: push 64 conns vs Scrapyd schedule.json",
+                _ratio(rows, b, "push_single", "vs_scrapyd"),
+                lambda v: v >= 13,
+                ">= 13x",
+            ),
+            (
+                f"{b}: push 64 conns vs bare Starlette POST",
+                _ratio(rows, b, "push_single", "vs_baseline"),
+                lambda v: v >= 0.5,
+                ">= 0.5x",
+            ),
+            (
+                f"{b}: list all pending vs listjobs.json",
+                _ratio(rows, b, "list_pending", "vs_scrapyd"),
+                lambda v: v >= 5,
+                ">= 5x",
+            ),
+            (
+                f"{b}: cancel 1 of pending vs cancel.json",
+                _ratio(rows, b, "cancel", "vs_scrapyd"),
+                lambda v: v >= 15,
+                ">= 15x",
+            ),
+            (
+                f"{b}: newest 100, p50 ms",
+                _get(results, b, "newest100", "p50_ms"),
+                lambda v: v <= 3,
+                "<= 3 ms",
+            ),
+            (
+                f"{b}: count by state, p50 ms",
+                _get(results, b, "count_state", "p50_ms"),
+                lambda v: v <= 1,
+                "<= 1 ms",
+            ),
+            (
+                f"{b}: server RSS at max jobs, MiB",
+                _get(results, b, "storage", "rss_mib"),
+                lambda v: v <= 100,
+                "<= 100 MiB",
+            ),
+        ]
+        stops = [r for r in results if r["system"] == b and r["workload"].startswith("stop10@")]
+        for r in stops:
+            checks.append(
+                (
+                    f"{b}: list?stop -> 10 of {r['jobs']:,}, p50 ms",
+                    r["p50_ms"],
+                    lambda v: v <= 2,
+                    "<= 2 ms",
+                )
+            )
+    checks.append(
+        (
+            "sqlite: batched push, jobs/s",
+            _get(results, "sqlite", "push_batch", "throughput"),
+            lambda v: v >= 75000,
+            ">= 75,000",
+        )
+    )
+    checks.append(
+        (
+            "postgres: claim cycle 8 workers, cycles/s",
+            _get(results, "postgres", "claim", "throughput"),
+            lambda v: v >= 1900,
+            ">= 1,900",
+        )
+    )
+    out = []
+    for name, value, ok, want in checks:
+        if value is not None:
+            out.append({"target": name, "want": want, "value": value, "met": bool(ok(value))})
+    return out
+
+
+def print_targets(rows: list[Row], sizes_note: str) -> None:
+    print(f"\n== targets of the issue (informative; {sizes_note}) ==")
+    for t in rows:
+        mark = "ok  " if t["met"] else "MISS"
+        print(f"{mark} {t['target']:52} {t['value']:>12,.3f}  (want {t['want']})")
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """A results file (--json) as the Markdown tables of bench/README.md."""
+    meta, results = data["meta"], data["results"]
+    ratio = {(r["system"], r["workload"]): r for r in data["ratios"]}
+    out = [
+        f"Run {meta['date']}: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']} GiB, "
+        f"Linux {meta['kernel']}; Python {meta['python']}, SQLite {meta['sqlite']}, "
+        f"{meta.get('postgres', 'PostgreSQL not used')}, {meta['wrk'].split(' Copyright')[0]}; "
+        + ", ".join(f"{k} {v}" for k, v in meta["packages"].items() if v)
+        + f". Load average at start {meta['load_start'][0]:.1f}, at end {meta['load_end'][0]:.1f}.",
+        "",
+        "| system | workload | throughput | p50 ms | p99 ms | RSS MiB | x Scrapyd | x bare app |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "throughput" not in r:
+            continue
+        x = ratio.get((r["system"], r["workload"]), {})
+        sd = f"{x['vs_scrapyd']:.1f}x" if "vs_scrapyd" in x else ""
+        bl = f"{x['vs_baseline']:.2f}x" if "vs_baseline" in x else ""
+        out.append(
+            f"| {r['system']} | {r['label']} | {_num(r['throughput'])} {r['unit']} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.1f} | {r['rss_mib']} | {sd} | {bl} |"
+        )
+    for r in results:
+        if r["workload"] == "storage":
+            out.append(
+                f"| {r['system']} | {r['label']} | | | | {r['rss_mib']} | "
+                f"{r['db_bytes_per_job']:,.0f} bytes/job | |"
+            )
+    out += ["", "| target | wanted | measured | met |", "|---|---|---:|---|"]
+    for t in data["targets"]:
+        out.append(
+            f"| {t['target']} | {t['want']} | {t['value']:,.2f} | {'yes' if t['met'] else 'no'} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")
