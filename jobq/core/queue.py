@@ -45,21 +45,28 @@ class ListRequest:
 def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> dict[str, Any]:
     """One line of `list`/`summary`: the hosted service's fields, or with `jobmeta` the
     key fields plus the metadata fields asked for."""
-    ts = jobs.ts_of(record.position)
+    key, spider, state, position, positions, tags, meta = record
+    ts = position >> jobs.POSITION_SHIFT
     row: dict[str, Any] = {
-        "key": str(record.key), "ts": ts, "state": record.state.label, "elapsed": now - ts
+        "key": f"{key[0]}/{key[1]}/{key[2]}", "ts": ts, "state": _LABELS[state],
+        "elapsed": now - ts,
     }
     if jobmeta is None:
-        row["spider"] = record.spider
-        for state, position in record.positions.items():
-            row[jobs.TIME_FIELD[state]] = jobs.ts_of(position)
-    if record.tags:
-        row["tags"] = record.tags
-    if jobmeta is not None and record.meta is not None:
+        row["spider"] = spider
+        for entered, entered_at in positions.items():
+            row[_TIME_FIELDS[entered]] = entered_at >> jobs.POSITION_SHIFT
+    if tags:
+        row["tags"] = tags
+    if jobmeta is not None and meta is not None:
         for name in jobmeta:
-            if name in record.meta and name not in row:  # metadata never shadows key, ts, ...
-                row[name] = record.meta[name]
+            if name in meta and name not in row:  # metadata never shadows key, ts, ...
+                row[name] = meta[name]
     return row
+
+
+# plain dicts: render_row runs once per listed row
+_LABELS = {state: state.label for state in State}
+_TIME_FIELDS = dict(jobs.TIME_FIELD)
 
 
 class JobQueue:

@@ -20,7 +20,7 @@ from jobq.storage.base import JobRecord, ListQuery
 
 _COLUMNS = (
     "j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,"
-    " j.finished_position, j.deleted_position, j.tags, s.name"
+    " j.finished_position, j.deleted_position, j.tags"
 )
 
 
@@ -82,9 +82,7 @@ def list_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> list[
     if not branches or query.count == 0:
         return []
     columns = _COLUMNS + (", j.meta" if query.with_meta else "")
-    source = (
-        "FROM jobs j JOIN spiders s ON s.project_id = j.project_id AND s.spider_id = j.spider_id"
-    )
+    source = "FROM jobs j"
     limit = -1 if query.count is None else query.count
     if len(branches) == 1:
         where, args = branches[0]
@@ -101,24 +99,42 @@ def list_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> list[
             args += [*branch_args, inner_limit]
         sql = " UNION ALL ".join(parts) + " ORDER BY 4 DESC LIMIT ? OFFSET ?"
         args += [limit, query.start]
-    return [_record(project, row, query.with_meta) for row in conn.execute(sql, args)]
+    return _records(conn, project, conn.execute(sql, args).fetchall(), query.with_meta)
 
 
-def _record(project: int, row: sqlite3.Row | tuple[Any, ...], with_meta: bool) -> JobRecord:
-    sid, job_no, state, position, p0, p1, p2, p3, tags, name = row[:10]
-    positions = {
-        s: p for s, p in zip((*jobs.LISTABLE, State.DELETED), (p0, p1, p2, p3), strict=True)
-        if p is not None
-    }
+def _records(
+    conn: sqlite3.Connection, project: int, rows: list[Any], with_meta: bool
+) -> list[JobRecord]:
+    """Rows of `_COLUMNS` (+ meta) as records; spider names are read once per spider
+    rather than joined to every row."""
+    sids = {row[0] for row in rows}
+    names: dict[int, str] = {}
+    if sids:
+        marks = ", ".join("?" * len(sids))
+        names = dict(conn.execute(
+            f"SELECT spider_id, name FROM spiders WHERE project_id = ? AND spider_id IN ({marks})",
+            (project, *sids),
+        ).fetchall())
+    return [_record(project, row, names[row[0]], with_meta) for row in rows]
+
+
+def _record(project: int, row: Any, name: str, with_meta: bool) -> JobRecord:
+    sid, job_no, number, position, p0, p1, p2, p3, tags = row[:9]
+    positions = {}
+    if p0 is not None:
+        positions[State.PENDING] = p0
+    if p1 is not None:
+        positions[State.RUNNING] = p1
+    if p2 is not None:
+        positions[State.FINISHED] = p2
+    if p3 is not None:
+        positions[State.DELETED] = p3
+    state = jobs.BY_NUMBER[number]
     return JobRecord(
-        key=JobKey(project, sid, job_no),
-        spider=name,
-        state=State(state),
-        position=position,
-        positions=positions,
-        tags=orjson.loads(tags) if tags else None,
-        meta=(jobs.full_meta(orjson.loads(row[10]), project, name, State(state), positions)
-              if with_meta else None),
+        JobKey(project, sid, job_no), name, state, position, positions,
+        orjson.loads(tags) if tags else None,
+        jobs.full_meta(orjson.loads(row[9]), project, name, state, positions)
+        if with_meta else None,
     )
 
 
@@ -167,25 +183,23 @@ def last_jobs(conn: sqlite3.Connection, project: int, spider: int | None) -> lis
             "SELECT spider_id FROM spiders WHERE project_id = ? ORDER BY spider_id", (project,)
         )]
     )
-    records = []
+    rows = []
     for sid in spider_ids:
         row = conn.execute(
-            f"SELECT {_COLUMNS}, j.meta FROM jobs j JOIN spiders s"
-            " ON s.project_id = j.project_id AND s.spider_id = j.spider_id"
+            f"SELECT {_COLUMNS}, j.meta FROM jobs j"
             " WHERE j.project_id = ? AND j.spider_id = ? AND j.state IN (0, 1, 2)"
             " ORDER BY j.job_no DESC LIMIT 1",
             (project, sid),
         ).fetchone()
         if row is not None:
-            records.append(_record(project, row, with_meta=True))
-    return records
+            rows.append(row)
+    return _records(conn, project, rows, with_meta=True)
 
 
 def get_job_meta(conn: sqlite3.Connection, key: JobKey) -> dict[str, Any] | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS}, j.meta FROM jobs j JOIN spiders s"
-        " ON s.project_id = j.project_id AND s.spider_id = j.spider_id"
+        f"SELECT {_COLUMNS}, j.meta FROM jobs j"
         " WHERE j.project_id = ? AND j.spider_id = ? AND j.job_no = ? AND j.state <> 4",
         (key.project, key.spider, key.job),
     ).fetchone()
-    return _record(key.project, row, with_meta=True).meta if row else None
+    return _records(conn, key.project, [row], with_meta=True)[0].meta if row else None

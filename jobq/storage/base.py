@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobq.core.jobs import JobKey, SpiderKey, State
 
@@ -75,9 +75,8 @@ class ListQuery:
     with_meta: bool = False
 
 
-@dataclass(slots=True)
-class JobRecord:
-    """A job as `list` sees it."""
+class JobRecord(NamedTuple):
+    """A job as `list` sees it (a tuple: a list may read tens of thousands)."""
 
     key: JobKey
     spider: str
