@@ -8,6 +8,7 @@ costs the rows it returns rather than the jobs stored.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -139,15 +140,44 @@ def _record(project: int, row: Any, name: str, with_meta: bool) -> JobRecord:
 
 
 def count_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> int:
-    shared_terms, _ = _filters(project, query)
-    if not shared_terms:
-        counts = state_counts_for(conn, project, query.spiders)
-        return sum(counts.get(s, 0) for s in query.states)
+    if query.lacks_tags:
+        # none of L = all that match the rest, less those of them with one of L: both
+        # counts start from indexes, where checking every job for L would scan the queue
+        rest = dataclasses.replace(query, lacks_tags=())
+        return count_jobs(conn, project, rest) - _count(conn, project, rest, query.lacks_tags)
+    return _count(conn, project, query, ())
+
+
+def _count(
+    conn: sqlite3.Connection, project: int, query: ListQuery, any_of: tuple[str, ...]
+) -> int:
+    """Jobs matching `query` that also have one of `any_of` (when given)."""
+    driving, also = (query.has_tags, any_of) if query.has_tags else (any_of, ())
+    if not driving:
+        if not _filters(project, query)[0]:
+            counts = state_counts_for(conn, project, query.spiders)
+            return sum(counts.get(s, 0) for s in query.states)
+        return sum(
+            conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0]
+            for where, args in _branches(project, query)
+        )
+    # with tags, start from the tag index (CROSS JOIN keeps that order): the cost is the
+    # jobs having the tag, not the jobs in the queue
+    tagged = (f"SELECT DISTINCT spider_id, job_no FROM job_tags WHERE project_id = ?"
+              f" AND tag IN ({', '.join('?' * len(driving))})")
+    extra, extra_args = "", []
+    if also:
+        extra = (" AND (j.spider_id, j.job_no) IN (SELECT spider_id, job_no FROM job_tags"
+                 f" WHERE project_id = ? AND tag IN ({', '.join('?' * len(also))}))")
+        extra_args = [project, *also]
+    rest = dataclasses.replace(query, has_tags=())
     total = 0
-    for where, args in _branches(project, query):
-        (n,) = conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()
-        total += n
-    return total
+    for where, args in _branches(project, rest):
+        sql = (f"SELECT COUNT(*) FROM ({tagged}) t CROSS JOIN jobs j"
+               " ON j.project_id = ? AND j.spider_id = t.spider_id AND j.job_no = t.job_no"
+               f" WHERE {where}{extra}")
+        total += conn.execute(sql, [project, *driving, project, *args, *extra_args]).fetchone()[0]
+    return int(total)
 
 
 def state_counts_for(
