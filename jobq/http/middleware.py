@@ -4,6 +4,7 @@ limits, a timeout on slow request bodies, and a log line for failures."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -29,6 +30,13 @@ _ID_COUNTER = itertools.count(1)
 
 def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+
+
+@functools.cache
+def _route_metrics(path: str, method: str, status: int) -> tuple[Any, Any]:
+    """The metric children of a route (labels() costs a lookup and a lock a call)."""
+    return (metrics.REQUESTS.labels(path, method, str(status)),
+            metrics.REQUEST_SECONDS.labels(path, method))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -117,8 +125,9 @@ class RequestContext:
             route: Any = scope.get("route")
             path = getattr(route, "path", "unmatched")
             method = scope["method"]
-            metrics.REQUESTS.labels(path, method, str(status[0])).inc()
-            metrics.REQUEST_SECONDS.labels(path, method).observe(elapsed)
+            count, seconds = _route_metrics(path, method, status[0])
+            count.inc()
+            seconds.observe(elapsed)
             level = logging.WARNING if status[0] >= 500 else logging.DEBUG
             if log.isEnabledFor(level):
                 log.log(level, "%s %s %d", method, scope["path"], status[0],

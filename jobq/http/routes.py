@@ -11,23 +11,18 @@ GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
 JOB = "/jobs/{pid}/{sid}/{jobno}"
 
 ROUTES = [
-    Route("/system/ts", misc.system_ts, methods=GET),
-    Route("/healthz", misc.healthz, methods=GET),
-    Route("/readyz", misc.readyz, methods=GET),
-    Route("/openapi.json", openapi.endpoint, methods=GET),
-    Route("/metrics", ops.metrics_endpoint, methods=GET),
-    # the queues
+    # the queues; the busiest routes first (the router tries them in order)
+    Route("/jobq/{pid}/push", jobq.push, methods=POST),
+    Route("/jobq/{pid}/startjob", jobq.startjob, methods=POST),
+    Route("/jobq/{pid}/update", jobq.update, methods=POST),
     Route("/jobq/{pid}/list", jobq.list_jobs, methods=GET),
     Route("/jobq/{pid}/count", jobq.count, methods=GET),
+    Route("/jobq/{pid}/cancel", jobq.cancel, methods=POST),
     Route("/jobq/{pid}/jobsummary", jobq.jobsummary, methods=GET),
     Route("/jobq/{pid}/summary", jobq.summary, methods=GET),
     Route("/jobq/{pid}/summary/{state}", jobq.summary, methods=GET),
     Route("/jobq/{pid}/{sid}/summary", jobq.summary, methods=GET),
     Route("/jobq/{pid}/{sid}/summary/{state}", jobq.summary, methods=GET),
-    Route("/jobq/{pid}/push", jobq.push, methods=POST),
-    Route("/jobq/{pid}/startjob", jobq.startjob, methods=POST),
-    Route("/jobq/{pid}/update", jobq.update, methods=POST),
-    Route("/jobq/{pid}/cancel", jobq.cancel, methods=POST),
     Route("/jobq/{pid}/{sid}/{jobno}/cancel", jobq.cancel_job, methods=POST),
     # job metadata
     Route(JOB, jobs.get_meta, methods=GET),
@@ -49,4 +44,10 @@ ROUTES = [
     Route("/spiders/{pid}/{sid}/lastjobsummary", misc.lastjobsummary, methods=GET),
     Route("/botgroups/{name}/max_running", misc.set_max_running, methods=POST),
     Route("/botgroups/{name}", misc.delete_botgroup, methods=DELETE),
+    # operations
+    Route("/system/ts", misc.system_ts, methods=GET),
+    Route("/healthz", misc.healthz, methods=GET),
+    Route("/readyz", misc.readyz, methods=GET),
+    Route("/openapi.json", openapi.endpoint, methods=GET),
+    Route("/metrics", ops.metrics_endpoint, methods=GET),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -162,6 +163,35 @@ def push(
         else:
             outcomes.append(Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int) else dup))
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class PushOp:
+    """A push, as the group-commit writer takes it: concurrent pushes to one project by one
+    actor merge into one `push` call (one insert, one position and count update)."""
+
+    project: int
+    new_jobs: Sequence[NewJob]
+    actor: str
+    now_ms: int
+
+    @property
+    def merge_key(self) -> tuple[str, int, str]:
+        return ("push", self.project, self.actor)
+
+    def __call__(self, conn: sqlite3.Connection) -> list[Pushed]:
+        return push(conn, self.project, self.new_jobs, self.actor, self.now_ms)
+
+    @staticmethod
+    def run_many(conn: sqlite3.Connection, ops: Sequence[PushOp]) -> list[list[Pushed]]:
+        first = ops[0]
+        merged = push(conn, first.project, [j for op in ops for j in op.new_jobs], first.actor,
+                      max(op.now_ms for op in ops))
+        results, start = [], 0
+        for op in ops:
+            results.append(merged[start:start + len(op.new_jobs)])
+            start += len(op.new_jobs)
+        return results
 
 
 def _move(

@@ -3,7 +3,9 @@
 Requests hand the writer a function of a connection. The writer takes all that are
 waiting (up to `MAX_BATCH`), runs each inside its own SAVEPOINT of one transaction and
 commits once: one fsync pays for the whole batch. A function that raises is rolled
-back to its savepoint alone; the others still commit. Each caller is answered only
+back to its savepoint alone; the others still commit. Consecutive operations that carry
+the same `merge_key` run as one call of their class's `run_many(conn, ops)`, e.g. many
+single-job pushes as one multi-row insert. Each caller is answered only
 after COMMIT returned, so an acknowledged write is on disk (`synchronous=FULL`).
 """
 
@@ -86,14 +88,8 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, _, _ in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((True, op(conn)))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    outcomes.append((False, _translate(exc)))
-                conn.execute("RELEASE op")
+            for group in _mergeable_runs([op for op, _, _ in batch]):
+                outcomes += _run_group(conn, group)
             conn.execute("COMMIT")
         except Exception as exc:
             log.exception("group commit of %d operations failed", len(batch))
@@ -106,17 +102,55 @@ class GroupCommitWriter:
             outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.operations += len(batch)
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
         for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_resolve, future, ok, value)
+            answers.setdefault(loop, []).append((future, ok, value))
+        for loop, items in answers.items():  # one wake-up of each loop a batch
+            loop.call_soon_threadsafe(_resolve, items)
 
 
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _mergeable_runs(ops: list[Any]) -> list[list[Any]]:
+    """Consecutive operations with the same `merge_key` (see `_run_group`) go together."""
+    runs: list[list[Any]] = []
+    for op in ops:
+        key = getattr(op, "merge_key", None)
+        if runs and key is not None and getattr(runs[-1][0], "merge_key", None) == key:
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    return runs
+
+
+def _run_one(conn: sqlite3.Connection, op: Any) -> tuple[bool, Any]:
+    conn.execute("SAVEPOINT op")
+    try:
+        return True, op(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO op")
+        return False, _translate(exc)
+    finally:
+        conn.execute("RELEASE op")
+
+
+def _run_group(conn: sqlite3.Connection, group: list[Any]) -> list[tuple[bool, Any]]:
+    """Run operations; several alike (e.g. single-job pushes to one project) as one call of
+    their `run_many`, which saves statements per request. If that fails, each runs alone,
+    so one bad request still fails alone."""
+    if len(group) > 1:
+        ok, results = _run_one(conn, lambda c: type(group[0]).run_many(c, group))
+        if ok:
+            return [(True, result) for result in results]
+    return [_run_one(conn, op) for op in group]
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _translate(exc: BaseException) -> BaseException:

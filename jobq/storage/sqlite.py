@@ -204,8 +204,7 @@ class SqliteStorage(Storage):
     # -- jobs: writes ------------------------------------------------------------------
 
     async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
-        return await self._write(functools.partial(tx.push, project=project, new_jobs=jobs,
-                                                   actor=actor, now_ms=_now_ms()))
+        return await self._write(tx.PushOp(project, jobs, actor, _now_ms()))
 
     async def start_job(
         self, project: int, request: StartRequest, actor: str
