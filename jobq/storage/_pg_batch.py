@@ -40,6 +40,11 @@ class Op:
     ensure_project: bool = True
     #: a startjob: the batch must also lock the project's capped botgroups
     claims: bool = False
+    #: runs in a late-locking batch (the project row is locked only for the final
+    #: round trip; see `postgres.py`); a batch holds only late ops or only other ones
+    late: bool = False
+    #: (spider, job) of the jobs a late op writes by key: locked first, in key order
+    keys: tuple[tuple[int, int], ...] = ()
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
                                         .create_future())
 
@@ -88,7 +93,10 @@ class GroupCommit:
             lane = self._lanes.get(project)
             if not lane:
                 continue
-            batch = [lane.popleft() for _ in range(min(len(lane), self._max_batch))]
+            # a batch is the longest run of ops of the same kind (late or not), in order
+            batch = [lane.popleft()]
+            while lane and len(batch) < self._max_batch and lane[0].late == batch[0].late:
+                batch.append(lane.popleft())
             self._busy.add(project)
             task = asyncio.get_running_loop().create_task(self._run(project, batch))
             self._tasks.add(task)

@@ -7,16 +7,25 @@ that lock first, so within a project the read-then-write steps below need no fur
 locking and positions (`Tx.take`) are handed out in commit order. The rules (states,
 metadata fields) are `jobq.core.jobs`'s, as in the SQLite backend (`_sqlite_tx`), which
 these functions mirror statement for statement where they can.
+
+`start_job` and `update` by job keys run in *late-locking* transactions instead (`Tx.late`,
+see `postgres.py`): the jobs they write are locked (`lock_jobs`, or the claim's `FOR
+UPDATE SKIP LOCKED`) and read first, their writes are only collected (`Tx.writes`) and
+sent at the end with the project lock, and a position is an offset into the range the
+batch takes then (`Tx.take` returns 0, 1, ...). The stored metadata does not depend on
+positions (times are derived fields), so nothing but the position columns and the answer
+of startjob (`Later`) needs them. Later operations of the batch see the earlier ones'
+writes through `Tx.overlay`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from jobq import errors
 from jobq.core import jobs
@@ -42,13 +51,47 @@ class Tx:
     known_spiders: dict[str, int]
     #: spiders created by this transaction (cached once it commits)
     new_spiders: dict[str, int] = field(default_factory=dict)
+    #: a late-locking transaction (see the module docstring)
+    late: bool = False
+    #: late: positions taken so far (`take` returns offsets into the batch's range)
+    taken: int = 0
+    #: late: the writes, sent at the end (SQL, parameters, position offset or None)
+    writes: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
+    #: late: (spider, job) -> (state, stored meta) of the jobs this batch has written
+    overlay: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
+    #: late: net change of this project's running jobs by this batch
+    running: int = 0
+    #: late: the `lock_jobs` statement (sent at BEGIN) and its rows once read
+    locking: AsyncCursor[Any] | None = None
+    locked: dict[tuple[int, int], tuple[int, str]] | None = None
 
     def take(self) -> int:
-        """The next position of the project."""
+        """The next position of the project (late: the next offset in the batch's range)."""
+        if self.late:
+            self.taken += 1
+            return self.taken - 1
         if self.last is None:  # pragma: no cover - the batch locks/creates the row first
             raise errors.StorageError("no position: the project row is not locked")
         self.last = jobs.next_position(self.last, self.now_ms)
         return self.last
+
+    def ts(self, position: int) -> int:
+        """The time of a position `take` returned (late: now; only derived fields, which
+        are not stored, use it before the real position is known)."""
+        return self.now_ms if self.late else jobs.ts_of(position)
+
+    async def locked_job(self, key: JobKey) -> list[tuple[Any, ...]]:
+        """late: the job `key` (locked at BEGIN) as this batch sees it, unless removed."""
+        found = self.overlay.get((key.spider, key.job))
+        if found is None:
+            if self.locked is None:
+                assert self.locking is not None
+                rows = await self.locking.fetchall()
+                self.locked = {(int(r[0]), int(r[1])): (int(r[2]), r[3]) for r in rows}
+            found = self.locked.get((key.spider, key.job))
+        if found is None or found[0] == State.REMOVED or key.project != self.project:
+            return []
+        return [(key.spider, key.job, found[0], found[1])]
 
     async def one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         cursor = await self.conn.execute(sql, params)
@@ -157,6 +200,13 @@ async def push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
     return outcomes
 
 
+@dataclass(slots=True)
+class Later:
+    """An answer that needs the batch's first position (late-locking batches)."""
+
+    make: Callable[[int], Any]
+
+
 async def _move(
     tx: Tx,
     spider: int,
@@ -165,41 +215,62 @@ async def _move(
     state: State | None,
     position: int | None,
     tags_changed: bool,
+    prev: State | None = None,
 ) -> None:
-    """Write a job's new metadata, and its new state when `state` and `position` are given."""
+    """Write a job's new metadata, and its new state when `state` and `position` are given
+    (`prev`, its state before, is needed in late-locking batches)."""
     moving = state is not None and position is not None
     tags = jobs.tags_of(meta) if tags_changed else None
-    await tx.conn.execute(Q.move_job, {
-        "meta": dumps(jobs.stored_form(meta)),
+    stored = dumps(jobs.stored_form(meta))
+    params: dict[str, Any] = {
+        "meta": stored,
         "state": int(state) if moving and state is not None else None,
-        "position": position if moving else None,
         "tags_changed": tags_changed,
         "tags": dumps(tags) if tags else None,
         "project": tx.project, "spider": spider, "job": job_no,
-    })
+    }
+    if not tx.late:
+        params["position"] = position if moving else None
+        await tx.conn.execute(Q.move_job, params)
+        return
+    assert prev is not None
+    new = state if moving and state is not None else prev
+    tx.running += (new is State.RUNNING) - (prev is State.RUNNING)
+    tx.overlay[spider, job_no] = (int(new), stored)
+    tx.writes.append((Q.move_job_late, params, position if moving else None))
 
 
-async def start_job(
-    tx: Tx, request: StartRequest, actor: str
-) -> tuple[JobKey, dict[str, Any]] | None:
-    row = await tx.one(Q.claim_job, {"project": tx.project, "botgroup": request.botgroup})
+async def start_job(tx: Tx, request: StartRequest, actor: str) -> Later | None:
+    """Late-locking only: the answer needs the position, known at commit."""
+    moved = list(tx.overlay)
+    row = await tx.one(Q.claim_job, {
+        "project": tx.project, "botgroup": request.botgroup, "running": tx.running,
+        "ex_s": [k[0] for k in moved], "ex_j": [k[1] for k in moved]})
     if row is None:
         return None
     sid, job_no, raw, pending_position, spider = int(row[0]), int(row[1]), row[2], row[3], row[4]
     meta = orjson.loads(raw)
-    position = tx.take()
+    offset = tx.take()
     jobs.merge_fields(meta, request.params)
     meta["_shub_worker"] = request.params.get("worker", actor)
-    jobs.enter_state(meta, State.RUNNING, jobs.ts_of(position), actor)
-    await _move(tx, sid, job_no, meta, State.RUNNING, position, "tags" in request.params)
-    entered = {State.PENDING: int(pending_position), State.RUNNING: position}
-    return JobKey(tx.project, sid, job_no), jobs.full_meta(meta, tx.project, spider,
-                                                           State.RUNNING, entered)
+    jobs.enter_state(meta, State.RUNNING, tx.ts(offset), actor)
+    await _move(tx, sid, job_no, meta, State.RUNNING, offset, "tags" in request.params,
+                prev=State.PENDING)
+    key = JobKey(tx.project, sid, job_no)
+
+    def answer(first: int) -> tuple[JobKey, dict[str, Any]]:
+        entered = {State.PENDING: int(pending_position), State.RUNNING: first + offset}
+        return key, jobs.full_meta(meta, tx.project, spider, State.RUNNING, entered)
+
+    return Later(answer)
 
 
 async def _select_targets(
     tx: Tx, target: JobKey | SpiderKey
 ) -> list[tuple[Any, ...]]:
+    if tx.late:
+        assert isinstance(target, JobKey)
+        return await tx.locked_job(target)
     if isinstance(target, JobKey):
         return await tx.all(Q.job_for_update, {
             "project": target.project, "spider": target.spider, "job": target.job})
@@ -221,9 +292,9 @@ async def update(tx: Tx, updates: Sequence[JobUpdate], actor: str) -> list[Updat
             position = None
             if target is not prev:
                 position = tx.take()
-                jobs.enter_state(meta, target, jobs.ts_of(position), actor)
+                jobs.enter_state(meta, target, tx.ts(position), actor)
             await _move(tx, int(sid), int(job_no), meta, target, position,
-                        "tags" in upd.fields)
+                        "tags" in upd.fields, prev=prev)
             done.append(Updated(JobKey(tx.project, int(sid), int(job_no)), prev))
     return done
 

@@ -25,29 +25,56 @@ per-project lock held until commit:
 
 Reads take no lock. Different projects never wait for each other.
 
-## Group commit (`_pg_batch`)
+## Late locking (startjob, update by job keys)
 
-Writes of the same project that wait at the same moment on a node run in one
-transaction: one project lock, one COMMIT (one WAL flush; `synchronous_commit` is left
-on, so an answered write is durable). There is no savepoint per operation: a batch runs
-optimistically, and if one operation fails (a `Conflict`, a database error) the
-transaction is rolled back and replayed without it, and that one alone is answered with
-its error. The outcome is that of running the operations one after the other, in order,
-with the failed one skipped. A batch whose connection breaks before COMMIT was sent is
-replayed on a fresh connection (nothing of it was committed); one that breaks during
-COMMIT is answered 503, as its outcome is unknown.
+The project lock serializes every write of a project on every node, so what counts is
+how long it is held. Taken first, it would be held across every round trip of the
+transaction, and each of those needs the node's Python process to wake up and run
+(milliseconds on a loaded machine). So the hot writes, `start_job` and `update` whose
+targets are all job keys, take it last, and hold it only while the server runs the
+final pipelined round trip (`_transaction_late`):
 
-Deadlocks cannot form: a transaction locks one project row, then (startjob) the capped
-botgroups of that project sorted by name; a botgroup's own writes lock only it. Even so,
-a deadlock or serialization failure replays the batch.
+1. one round trip: BEGIN; lock (and read) the jobs the updates name, `FOR UPDATE`,
+   in key order; lock the project's capped botgroups `FOR UPDATE` in name order; the
+   first claim (`FOR UPDATE SKIP LOCKED`). Each further claim of the batch is one more
+   round trip. None of this holds the project lock; the jobs read are locked, so they
+   stay as read until commit.
+2. Python works out every write; a position is only an offset into the batch's range
+   (the stored metadata never contains a time: times derive from the position columns).
+   Later operations of the batch see the earlier ones' writes through an overlay (the
+   claim excludes the jobs the batch already moved and counts its own change of running
+   jobs against `max_running`).
+3. one round trip: lock the project row and take n positions at once
+   (`advance_positions`: the first is `next_position(last, now)`, the others follow it,
+   exactly what n calls of `next_position` give), the writes (each position counted back
+   from the new `last_position`), COMMIT.
+
+Positions are still handed out under the project row lock and held until COMMIT, so
+everything said above about commit and visibility order holds unchanged. What moves is
+the point at which the claim chooses its job: before the project lock, not after it. So
+a job pushed (and committed) between a claim's choice and its commit can have a lower
+position than the claim although the claim did not see it; as with SKIP LOCKED, "the
+next pending job" is the next one at the moment of the choice.
+
+Lock order, the same for every transaction: job rows (by key, or skipped when locked),
+then botgroups (by name), then the project row. A late batch waits for the project row
+only in its last round trip, while the holder of the row runs its own last round trip,
+which waits for nothing. The other writes (push, update by spider, cancel, metadata,
+remove, settings) still lock the project row first, so they must not wait for a job row
+a late batch holds: they lock job rows `FOR UPDATE NOWAIT`, and a batch that finds one
+busy is rolled back and replayed shortly after (`BUSY_RETRIES`). So deadlocks still
+cannot form; a deadlock or serialization failure would replay the batch anyway.
+
+A late batch sends its writes and COMMIT together, so an error there cannot be told to
+one operation: the batch is rolled back and its operations run again one by one.
 
 ## startjob
 
-Under the project lock (and the locks of the project's capped botgroups, taken
-`FOR UPDATE` sorted by name, so a botgroup's `max_running` holds exactly across nodes
-and projects), one statement picks the next pending job, highest priority then oldest,
-`FOR UPDATE SKIP LOCKED`, and checks the botgroup and capacity; the next statement of
-the same transaction moves it to running. A job is claimed by one transaction only.
+Under the locks of the project's capped botgroups (taken `FOR UPDATE` sorted by name,
+so a botgroup's `max_running` holds exactly across nodes and projects), one statement
+picks the next pending job, highest priority then oldest, `FOR UPDATE SKIP LOCKED`, and
+checks the botgroup and capacity; the final round trip moves it to running. A job is
+claimed by one transaction only.
 
 ## Faults
 
@@ -75,6 +102,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobq import errors
+from jobq.core import jobs
 from jobq.core.jobs import JobKey, State
 from jobq.storage import _pg_read as read
 from jobq.storage import _pg_tx as tx
@@ -104,6 +132,12 @@ DOWN_TIMEOUT = 1.0
 BROKEN_RETRIES = 2
 #: how many times a batch is replayed after a deadlock or serialization failure
 CONFLICT_RETRIES = 5
+#: how many times a batch is replayed when a job row it must lock is held by a
+#: late-locking batch (`FOR UPDATE NOWAIT`; such a hold lasts a few round trips)
+BUSY_RETRIES = 300
+#: errors that roll a batch back to be run again
+_REPLAYED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure,
+             pg_errors.LockNotAvailable)
 #: session settings of every connection
 SESSION_OPTIONS = {
     # a node that vanished mid-transaction must not hold a project's lock for long
@@ -126,7 +160,17 @@ class _Broken(Exception):
 
 
 class _Replay(Exception):
-    """Deadlock or serialization failure: the transaction was rolled back; run it again."""
+    """Deadlock, serialization failure or a busy job row: the transaction was rolled back;
+    run it again."""
+
+    def __init__(self, text: str, busy: bool) -> None:
+        super().__init__(text)
+        self.busy = busy
+
+
+class _Split(Exception):
+    """A late-locking batch failed in its final round trip, where the failure cannot be
+    told to one operation: it was rolled back; run its operations one by one."""
 
 
 class _OpFailed(Exception):
@@ -334,29 +378,42 @@ class PostgresStorage(Storage):
         fn: Callable[[tx.Tx], Awaitable[T]],
         ensure_project: bool = True,
         claims: bool = False,
+        late: bool = False,
+        keys: tuple[tuple[int, int], ...] = (),
     ) -> T:
-        op = Op(fn, ensure_project=ensure_project, claims=claims)
+        op = Op(fn, ensure_project=ensure_project, claims=claims, late=late, keys=keys)
         result: T = await self._writer.submit(project, op)
         return result
 
     async def _run_batch(self, project: int, ops: list[Op]) -> None:
         """Run ops in one transaction (see the module docstring) and answer each."""
         remaining = list(ops)
-        replays = 0
+        replays = busy = 0
         while remaining:
+            late = remaining[0].late
             try:
-                results, new_spiders = await self._run(
-                    functools.partial(self._transaction, project, remaining)
-                )
+                results, new_spiders = await self._run(functools.partial(
+                    self._transaction_late if late else self._transaction, project, remaining
+                ))
             except _OpFailed as failed:
                 failed.op.resolve(False, failed.error)
                 remaining.remove(failed.op)
                 continue
+            except _Split:
+                for op in remaining:
+                    await self._run_batch(project, [op])
+                return
             except _Replay as exc:
-                replays += 1
-                if replays <= CONFLICT_RETRIES:
-                    await asyncio.sleep(0.001 * replays)
-                    continue
+                if exc.busy:
+                    busy += 1
+                    if busy <= BUSY_RETRIES:
+                        await asyncio.sleep(0.001 * min(busy, 10))
+                        continue
+                else:
+                    replays += 1
+                    if replays <= CONFLICT_RETRIES:
+                        await asyncio.sleep(0.001 * replays)
+                        continue
                 failure = translate(exc.__cause__ or exc)
                 for op in remaining:
                     op.resolve(False, failure)
@@ -389,19 +446,11 @@ class PostgresStorage(Storage):
             last = int(row[0]) if row is not None else None
             tx_ = tx.Tx(conn, project, _now_ms(), last, self._spiders.get(project, {}))
             results = []
-            for op in ops:
-                try:
-                    results.append(await op.fn(tx_))
-                except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-                    raise
-                except Exception as exc:
-                    if _is_broken(conn, exc):
-                        raise
-                    raise _OpFailed(op, translate(exc)) from exc
+            results = await self._run_ops(conn, tx_, ops)
         except BaseException as exc:
             await self._rollback(conn)
-            if isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
-                raise _Replay(str(exc)) from exc
+            if isinstance(exc, _REPLAYED):
+                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
             raise
         try:
             # the last position and COMMIT in one round trip
@@ -422,6 +471,76 @@ class PostgresStorage(Storage):
         return results, tx_.new_spiders
 
     @staticmethod
+    async def _run_ops(conn: AsyncConnection[Any], tx_: tx.Tx, ops: list[Op]) -> list[Any]:
+        results = []
+        for op in ops:
+            try:
+                results.append(await op.fn(tx_))
+            except _REPLAYED:
+                raise
+            except Exception as exc:
+                if _is_broken(conn, exc):
+                    raise
+                raise _OpFailed(op, translate(exc)) from exc
+        return results
+
+    async def _transaction_late(
+        self, project: int, ops: list[Op], conn: AsyncConnection[Any]
+    ) -> tuple[list[Any], dict[str, int]]:
+        """A late-locking batch (see the module docstring): lock and read the jobs, work
+        out every write, then lock the project row, take the positions, write and
+        commit in one round trip."""
+        tx_ = tx.Tx(conn, project, _now_ms(), None, self._spiders.get(project, {}),
+                    late=True)
+        keys = sorted({key for op in ops for key in op.keys})
+        try:
+            # BEGIN, the job locks and the first operation's read in one round trip
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                if keys:
+                    tx_.locking = await conn.execute(Q.lock_jobs, {
+                        "project": project, "spiders": [k[0] for k in keys],
+                        "jobs": [k[1] for k in keys]})
+                if any(op.claims for op in ops):
+                    await conn.execute(Q.lock_botgroups, {"project": project})
+                results = await self._run_ops(conn, tx_, ops)
+        except BaseException as exc:
+            await self._rollback(conn)
+            if isinstance(exc, _REPLAYED):
+                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+            raise
+        n = tx_.taken
+        ensure = any(op.ensure_project for op in ops)
+        try:
+            # the project lock, the positions, every write and COMMIT in one round trip:
+            # the project row is locked only while the server runs them
+            async with conn.pipeline():
+                cursor = None
+                if ensure or n:
+                    cursor = await conn.execute(
+                        Q.advance_positions_ensure if ensure else Q.advance_positions,
+                        {"project": project, "n": n, "floor": jobs.position_floor(tx_.now_ms)},
+                    )
+                for sql, params, offset in tx_.writes:
+                    params["back"] = None if offset is None else n - 1 - offset
+                    await conn.execute(sql, params)
+                await conn.execute("COMMIT")
+            row = await cursor.fetchone() if cursor is not None else None
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                raise errors.StorageUnavailable(
+                    f"database unavailable: the outcome of the commit is unknown: {exc}"
+                ) from exc
+            await self._rollback(conn)
+            if isinstance(exc, _REPLAYED):
+                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+            if len(ops) > 1:
+                raise _Split(str(exc)) from exc
+            raise _OpFailed(ops[0], translate(exc)) from exc
+        first = int(row[0]) if row is not None else 0
+        return [r.make(first) if isinstance(r, tx.Later) else r for r in results], {}
+
+    @staticmethod
     async def _rollback(conn: AsyncConnection[Any]) -> None:
         if conn.broken or conn.closed:
             return
@@ -440,16 +559,21 @@ class PostgresStorage(Storage):
     async def start_job(
         self, project: int, request: StartRequest, actor: str
     ) -> tuple[JobKey, dict[str, Any]] | None:
-        return await self._write(
-            project, functools.partial(tx.start_job, request=request, actor=actor),
-            ensure_project=False, claims=True,
-        )
+        # the transaction answers tx.Later, which the batch turns into the answer
+        claim: Callable[[tx.Tx], Awaitable[Any]] = functools.partial(
+            tx.start_job, request=request, actor=actor)
+        claimed: tuple[JobKey, dict[str, Any]] | None = await self._write(
+            project, claim, ensure_project=False, claims=True, late=True)
+        return claimed
 
     async def update(
         self, project: int, updates: Sequence[JobUpdate], actor: str
     ) -> list[Updated]:
+        keys = [u.target for u in updates]
+        late = all(isinstance(k, JobKey) and k.project == project for k in keys)
         return await self._write(
-            project, functools.partial(tx.update, updates=updates, actor=actor)
+            project, functools.partial(tx.update, updates=updates, actor=actor), late=late,
+            keys=tuple((k.spider, k.job) for k in keys if isinstance(k, JobKey)) if late else (),
         )
 
     async def cancel(

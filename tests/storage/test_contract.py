@@ -295,3 +295,50 @@ async def test_state_counts_per_spider(storage: Storage) -> None:
     await push(storage, new("a"), new("a", state=State.FINISHED), new("b"))
     assert await storage.state_counts(P, 1) == {State.PENDING: 1, State.FINISHED: 1}
     assert await storage.state_counts(P, 2) == {State.PENDING: 1}
+
+
+async def test_concurrent_claims_share_batches_but_never_a_job(storage: Storage) -> None:
+    import asyncio
+
+    await push(storage, *[new() for _ in range(30)])
+    claimed = await asyncio.gather(
+        *[storage.start_job(P, StartRequest({}), "w") for _ in range(40)]
+    )
+    keys_ = [c[0] for c in claimed if c is not None]
+    assert len(keys_) == len(set(keys_)) == 30
+    assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 30}
+
+
+async def test_max_running_holds_within_one_batch(storage: Storage) -> None:
+    import asyncio
+
+    await push(storage, *[new() for _ in range(10)])
+    await storage.update_settings(P, {"botgroups": ["g"]})
+    await storage.set_max_running("g", 3)
+    claimed = await asyncio.gather(
+        *[storage.start_job(P, StartRequest({}, "g"), "w") for _ in range(10)]
+    )
+    assert sum(c is not None for c in claimed) == 3
+
+
+async def test_concurrent_writes_keep_counts_and_queues_consistent(storage: Storage) -> None:
+    import asyncio
+
+    created = await push(storage, *[new() for _ in range(20)])
+    first = await storage.start_job(P, StartRequest({}), "w")
+    assert first is not None
+    calls: list[Any] = [
+        storage.update(P, [JobUpdate(first[0], State.FINISHED, {"n": 1})], "w"),
+        *[storage.start_job(P, StartRequest({}), "w") for _ in range(5)],
+        storage.push(P, [new(), new()], "t"),
+        storage.cancel(P, created[10:13], None, "t"),
+        storage.update(P, [JobUpdate(created[15], State.DELETED, {})], "t"),
+        storage.set_job_meta(created[16], {"note": "x"}),
+    ]
+    await asyncio.gather(*calls)
+    counts = await storage.state_counts(P)
+    for state in (State.PENDING, State.RUNNING, State.FINISHED):
+        listed = await storage.list_jobs(P, ListQuery(states=(state,), count=None))
+        assert len(listed) == counts.get(state, 0), state
+    assert counts[State.FINISHED] == 4 and counts[State.RUNNING] == 5
+    assert counts[State.PENDING] == 22 - 4 - 5 - 1 and counts[State.DELETED] == 1

@@ -19,6 +19,26 @@ SELECT last_position FROM projects WHERE project_id = %(project)s FOR UPDATE;
 -- name: save_position
 UPDATE projects SET last_position = %(position)s WHERE project_id = %(project)s;
 
+-- name: advance_positions_ensure
+-- A late-locking batch (see postgres.py): lock the project row (creating it if needed)
+-- only now, at the end, and take `n` positions at once (the first one is
+-- next_position(last, now), the others follow it); returns the first. With n = 0 the
+-- row is only locked.
+INSERT INTO projects AS p (project_id, last_position)
+VALUES (%(project)s, CASE WHEN %(n)s::bigint = 0 THEN 0
+                          ELSE %(floor)s::bigint + %(n)s::bigint - 1 END)
+ON CONFLICT (project_id) DO UPDATE SET last_position = CASE WHEN %(n)s::bigint = 0
+    THEN p.last_position
+    ELSE GREATEST(%(floor)s::bigint, p.last_position + 1) + %(n)s::bigint - 1 END
+RETURNING last_position - %(n)s::bigint + 1;
+
+-- name: advance_positions
+-- The same for a project row that must exist (it has the jobs being moved).
+UPDATE projects p
+SET last_position = GREATEST(%(floor)s::bigint, p.last_position + 1) + %(n)s::bigint - 1
+WHERE project_id = %(project)s
+RETURNING last_position - %(n)s::bigint + 1;
+
 -- name: lock_botgroups
 -- startjob: lock the capped botgroups of the project (after the project row, sorted by
 -- name: one global order, so no deadlock) so that max_running holds across nodes.
@@ -73,6 +93,9 @@ SELECT %(project)s, * FROM unnest(
 -- startjob's claim: the next pending job (highest priority, then oldest), locked for
 -- this transaction; a job another transaction holds is skipped, never handed out twice.
 -- Empty when the project is not in the asked botgroup or a botgroup of it is full.
+-- The batch's own writes are sent only at its end (late locking), so the jobs it has
+-- already moved are excluded here (%(ex_s)s/%(ex_j)s) and its net change of running jobs
+-- (%(running)s) is added to the botgroups' counts.
 SELECT j.spider_id, j.job_no, j.meta, j.pending_position,
     (SELECT name FROM spiders s WHERE s.project_id = j.project_id AND s.spider_id = j.spider_id)
 FROM jobs j
@@ -83,10 +106,12 @@ WHERE j.project_id = %(project)s AND j.state = 0
   AND NOT EXISTS (
         SELECT 1 FROM project_botgroups pb JOIN botgroups b ON b.botgroup = pb.botgroup
         WHERE pb.project_id = %(project)s AND b.max_running IS NOT NULL
-          AND b.max_running <= (
+          AND b.max_running <= %(running)s::bigint + (
             SELECT COALESCE(SUM(sc.n), 0) FROM project_botgroups member
             JOIN state_counts sc ON sc.project_id = member.project_id AND sc.state = 1
             WHERE member.botgroup = pb.botgroup))
+  AND (j.spider_id, j.job_no) NOT IN (
+        SELECT * FROM unnest(%(ex_s)s::bigint[], %(ex_j)s::bigint[]))
 ORDER BY j.priority DESC, j.position
 LIMIT 1
 FOR UPDATE OF j SKIP LOCKED;
@@ -118,31 +143,64 @@ UPDATE jobs SET
     tags = CASE WHEN %(tags_changed)s::boolean THEN %(tags)s::text ELSE tags END
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
 
+-- name: move_job_late
+-- move_job in a late-locking batch: the new position is counted back from the project's
+-- last position, which the batch's advance_positions has just set (same transaction).
+UPDATE jobs SET
+    meta = %(meta)s,
+    state = COALESCE(%(state)s::smallint, state),
+    position = COALESCE(np.p, position),
+    pending_position = CASE WHEN %(state)s::smallint = 0 THEN np.p ELSE pending_position END,
+    running_position = CASE WHEN %(state)s::smallint = 1 THEN np.p ELSE running_position END,
+    finished_position = CASE WHEN %(state)s::smallint = 2
+        THEN np.p ELSE finished_position END,
+    deleted_position = CASE WHEN %(state)s::smallint = 3 THEN np.p ELSE deleted_position END,
+    tags = CASE WHEN %(tags_changed)s::boolean THEN %(tags)s::text ELSE tags END
+FROM (SELECT (SELECT last_position FROM projects WHERE project_id = %(project)s)
+             - %(back)s::bigint AS p) AS np
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
+
+-- name: lock_jobs
+-- A late-locking batch starts by locking (and reading) the jobs its updates name, in
+-- key order so that two batches cannot deadlock.
+SELECT spider_id, job_no, state, meta FROM jobs
+WHERE project_id = %(project)s
+  AND (spider_id, job_no) IN (SELECT * FROM unnest(%(spiders)s::bigint[], %(jobs)s::bigint[]))
+ORDER BY spider_id, job_no
+FOR UPDATE;
+
 -- name: job_for_update
 SELECT spider_id, job_no, state, meta FROM jobs
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
-  AND state <> 4;
+  AND state <> 4
+FOR UPDATE NOWAIT;
 
 -- name: spider_jobs_for_update
 SELECT spider_id, job_no, state, meta FROM jobs
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND state IN (0, 1, 2)
-ORDER BY state, position;
+ORDER BY state, position
+FOR UPDATE NOWAIT;
 
 -- name: oldest_pending
 SELECT spider_id, job_no, state, meta FROM jobs
 WHERE project_id = %(project)s AND state = 0
 ORDER BY position
-LIMIT %(limit)s;
+LIMIT %(limit)s
+FOR UPDATE NOWAIT;
 
 -- name: active_job
 SELECT spider_id, job_no, state, meta FROM jobs
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
-  AND state IN (0, 1);
+  AND state IN (0, 1)
+FOR UPDATE NOWAIT;
 
 -- name: remove_job
 UPDATE jobs SET state = 4, meta = '{}', tags = NULL, unique_key = NULL
-WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
-  AND state <> 4;
+WHERE (project_id, spider_id, job_no) IN (
+    SELECT project_id, spider_id, job_no FROM jobs
+    WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+      AND state <> 4
+    FOR UPDATE NOWAIT);
 
 -- ------------------------------------------------------------------ settings, botgroups
 
@@ -172,7 +230,8 @@ DELETE FROM botgroups WHERE botgroup = %(botgroup)s;
 -- name: job_meta
 SELECT meta FROM jobs
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
-  AND state <> 4;
+  AND state <> 4
+FOR UPDATE NOWAIT;
 
 -- name: job_record
 -- One job as `list` reads it, with its metadata (GET jobs/K).
