@@ -433,13 +433,13 @@ class PostgresStorage(Storage):
         self, project: int, ops: list[Op], conn: AsyncConnection[Any]
     ) -> tuple[list[Any], dict[str, int]]:
         try:
-            ensure = any(op.ensure_project for op in ops)
-            # BEGIN and the locks in one round trip (pipeline mode)
+            # BEGIN and the locks in one round trip (pipeline mode). Always the upsert: a
+            # plain SELECT ... FOR UPDATE finds no row while the project's first push is
+            # still committing, yet a later statement of this transaction (READ COMMITTED)
+            # may see that push's jobs and need a position.
             async with conn.pipeline():
                 await conn.execute("BEGIN")
-                cursor = await conn.execute(
-                    Q.lock_project_ensure if ensure else Q.lock_project, {"project": project}
-                )
+                cursor = await conn.execute(Q.lock_project_ensure, {"project": project})
                 if any(op.claims for op in ops):
                     await conn.execute(Q.lock_botgroups, {"project": project})
             row = await cursor.fetchone()

@@ -12,10 +12,6 @@ INSERT INTO projects AS p (project_id) VALUES (%(project)s)
 ON CONFLICT (project_id) DO UPDATE SET last_position = p.last_position
 RETURNING last_position;
 
--- name: lock_project
--- Lock an existing project row (writes that must not create the project).
-SELECT last_position FROM projects WHERE project_id = %(project)s FOR UPDATE;
-
 -- name: save_position
 UPDATE projects SET last_position = %(position)s WHERE project_id = %(project)s;
 
