@@ -151,6 +151,7 @@ class JobQueue:
             spider_ids = tuple(sid for sid in found if sid is not None)
         after = None
         if req.stop is not None:
+            validation.in_project(req.stop, project, "stop")
             after = await self.storage.stop_position(req.stop, req.states)
             if after is None:
                 raise errors.BadRequest(
@@ -171,8 +172,6 @@ class JobQueue:
         self, who: Principal, project: int, req: ListRequest
     ) -> list[dict[str, Any]]:
         who.check_project(project)
-        if req.stop is not None:
-            validation.in_project(req.stop, project, "stop")
         if req.count is None:
             req.count = LIST_COUNT
         query = await self._query(project, req)
@@ -192,6 +191,8 @@ class JobQueue:
         who.check_project(project)
         if req.count is None:
             req.count = SUMMARY_COUNT
+        if req.count > self.max_count:
+            raise errors.BadRequest(f"count: at most {self.max_count}")
         counts = await self.storage.state_counts(project, spider)
         now = now_ms()
         answer = []
@@ -200,8 +201,6 @@ class JobQueue:
                 states=(queue,), spiders=None if spider is None else (spider,),
                 count=req.count, start=req.start, with_meta=req.jobmeta is not None,
             )
-            if req.count > self.max_count:
-                raise errors.BadRequest(f"count: at most {self.max_count}")
             records = await self.storage.list_jobs(project, query)
             answer.append({
                 "name": queue.label,

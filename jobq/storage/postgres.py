@@ -461,12 +461,7 @@ class PostgresStorage(Storage):
                     )
                 await conn.execute("COMMIT")
         except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                # the commit may or may not have happened: never retry it
-                raise errors.StorageUnavailable(
-                    f"database unavailable: the outcome of the commit is unknown: {exc}"
-                ) from exc
-            await self._rollback(conn)
+            await self._commit_failed(conn, exc)
             raise
         return results, tx_.new_spiders
 
@@ -527,11 +522,7 @@ class PostgresStorage(Storage):
                 await conn.execute("COMMIT")
             row = await cursor.fetchone() if cursor is not None else None
         except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                raise errors.StorageUnavailable(
-                    f"database unavailable: the outcome of the commit is unknown: {exc}"
-                ) from exc
-            await self._rollback(conn)
+            await self._commit_failed(conn, exc)
             if isinstance(exc, _REPLAYED):
                 raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
             if len(ops) > 1:
@@ -539,6 +530,17 @@ class PostgresStorage(Storage):
             raise _OpFailed(ops[0], translate(exc)) from exc
         first = int(row[0]) if row is not None else 0
         return [r.make(first) if isinstance(r, tx.Later) else r for r in results], {}
+
+    @classmethod
+    async def _commit_failed(cls, conn: AsyncConnection[Any], exc: psycopg.Error) -> None:
+        """A failure in the round trip that ends with COMMIT: with the connection gone the
+        commit may or may not have happened, so it is never retried (503); otherwise the
+        transaction is rolled back for the caller to replay or fail."""
+        if conn.broken or conn.closed:
+            raise errors.StorageUnavailable(
+                f"database unavailable: the outcome of the commit is unknown: {exc}"
+            ) from exc
+        await cls._rollback(conn)
 
     @staticmethod
     async def _rollback(conn: AsyncConnection[Any]) -> None:

@@ -221,3 +221,40 @@ async def test_storage_answers_unavailable_while_cut_and_recovers(
         assert (await store.state_counts(P)) == {State.PENDING: 2}
     finally:
         await store.close()
+
+
+def test_read_only_database_answers_503_then_recovers(pg_url: str, tmp_path: Path) -> None:
+    name = pg_url.rpartition("/")[2]
+
+    def set_read_only(on: bool) -> None:
+        with psycopg.connect(helpers.PG_BASE_URL, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = '
+                         + ("on" if on else "off"))
+            # sessions take the setting when they start: end the server's ones
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+    server = helpers.Server(db=pg_url, log=tmp_path / "server.log").start()
+    try:
+        with server.client() as client:
+            assert client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}').status_code == 200
+            set_read_only(True)
+            refused = None
+            for _ in range(3):  # the first request may meet a terminated connection
+                refused = client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}')
+                if "read-only" in refused.text:
+                    break
+            assert refused is not None and refused.status_code == 503, refused.text
+            assert "read-only" in refused.text
+            assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 1
+            set_read_only(False)
+            deadline = time.monotonic() + 15
+            while True:
+                again = client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}')
+                if again.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert again.status_code == 200, again.text
+            assert client.get(f"/jobq/{P}/count", params={"state": "pending"}).json() == 2
+    finally:
+        server.stop()
