@@ -222,12 +222,18 @@ class JobQueue:
         return [render_row(found[k], now, tuple(jobmeta)) for k in keys if k in found]
 
     async def last_jobs(
-        self, who: Principal, project: int, spider: int | None
+        self, who: Principal, project: int, spider: int | None, after_spider: int = 0,
+        start: int = 0, count: int | None = None,
     ) -> list[dict[str, Any]]:
+        """The newest job of each spider, one row per spider in spider id order; the client
+        pages them with `startafter` (a spider or job key), `start` and `count`."""
         who.check_project(project)
         now = now_ms()
+        records = [r for r in await self.storage.last_jobs(project, spider)
+                   if r.key.spider > after_spider]
+        records = records[start:] if count is None else records[start:start + count]
         rows = []
-        for record in await self.storage.last_jobs(project, spider):
+        for record in records:
             row = render_row(record, now, None)
             if record.meta is not None and "close_reason" in record.meta:
                 row["close_reason"] = record.meta["close_reason"]

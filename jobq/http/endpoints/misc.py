@@ -88,15 +88,13 @@ async def lastjobsummary(request: Request) -> Response:
     params.check_known(request.query_params, {"count", "start", "startafter"})
     project = project_id(request)
     spider = spider_id(request) if "sid" in request.path_params else None
-    rows = await queue(request).last_jobs(who, project, spider)
-    # one row per spider, in spider id order: the client pages them with these
     after = request.query_params.get("startafter")
-    if after:
-        target = jobs.parse_target(after, "startafter")
-        rows = [r for r in rows if int(r["key"].split("/")[1]) > target.spider]
-    start = params.integer(request.query_params, "start") or 0
-    limit = params.integer(request.query_params, "count")
-    rows = rows[start:] if limit is None else rows[start:start + limit]
+    rows = await queue(request).last_jobs(
+        who, project, spider,
+        after_spider=jobs.parse_target(after, "startafter").spider if after else 0,
+        start=params.integer(request.query_params, "start") or 0,
+        count=params.integer(request.query_params, "count"),
+    )
     return responses.rows_response(request, rows)
 
 
