@@ -1,5 +1,5 @@
-"""A plain in-memory model of the JobQ rules, written from the spec
-(/work/shared/spec/JOBQ-API.md), deliberately without importing anything from `jobq`.
+"""A plain in-memory model of the JobQ rules, written from the protocol spec,
+deliberately without importing anything from `jobq`.
 
 It knows projects, spiders (ids by order of first use), jobs (numbers per spider),
 states and the allowed transitions, the order of each queue (the order in which jobs
