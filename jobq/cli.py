@@ -87,7 +87,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         db=db, host=host, port=port, admin_keys=(admin_key,) if admin_key else (),
         sqlite_synchronous=sqlite_synchronous.upper(), pool_size=pool_size,
         max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
-        body_timeout=body_timeout, log_format=log_format,
+        body_timeout=body_timeout,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)

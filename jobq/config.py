@@ -24,7 +24,6 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     #: PostgreSQL connection pool size
     pool_size: int = 10
-    log_format: str = "text"
     #: requests a second allowed per key (0: no limit) and burst size
     rate_limit: float = 0.0
     rate_burst: int = 100

@@ -13,12 +13,12 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobq import errors, logs, metrics
 from jobq.config import Settings
 from jobq.http import auth
+from jobq.http import errors as http_errors
 
 log = logging.getLogger("jobq.access")
 
@@ -113,10 +113,9 @@ class RequestContext:
         try:
             if self.buckets is not None and (wait := self._rate_wait(scope)):
                 metrics.RATE_LIMITED.inc()
-                response = PlainTextResponse(
-                    "too many requests for this key\n", 429,
-                    headers={"Retry-After": str(max(1, round(wait)))},
-                )
+                # outside the app's exception handlers: render through the same table
+                limited = errors.RateLimited("too many requests for this key", retry_after=wait)
+                response = await http_errors.jobq_error(Request(scope), limited)
                 await response(scope, receive, send_with_id)
                 return
             await self.app(scope, receive_in_time, send_with_id)

@@ -98,7 +98,7 @@ class GroupCommitWriter:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     log.exception("rollback failed")
-            failure = _translate(exc)
+            failure = translate(exc)
             outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.operations += len(batch)
@@ -127,7 +127,7 @@ def _run_one(conn: sqlite3.Connection, op: Any) -> tuple[bool, Any]:
         return True, op(conn)
     except Exception as exc:
         conn.execute("ROLLBACK TO op")
-        return False, _translate(exc)
+        return False, translate(exc)
     finally:
         conn.execute("RELEASE op")
 
@@ -153,7 +153,7 @@ def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-def _translate(exc: BaseException) -> BaseException:
+def translate(exc: BaseException) -> BaseException:
     if isinstance(exc, errors.JobqError) or not isinstance(exc, sqlite3.Error):
         return exc
     text = str(exc)

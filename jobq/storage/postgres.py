@@ -445,12 +445,9 @@ class PostgresStorage(Storage):
             row = await cursor.fetchone()
             last = int(row[0]) if row is not None else None
             tx_ = tx.Tx(conn, project, _now_ms(), last, self._spiders.get(project, {}))
-            results = []
             results = await self._run_ops(conn, tx_, ops)
         except BaseException as exc:
-            await self._rollback(conn)
-            if isinstance(exc, _REPLAYED):
-                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+            await self._abort(conn, exc)
             raise
         try:
             # the last position and COMMIT in one round trip
@@ -500,9 +497,7 @@ class PostgresStorage(Storage):
                     await conn.execute(Q.lock_botgroups, {"project": project})
                 results = await self._run_ops(conn, tx_, ops)
         except BaseException as exc:
-            await self._rollback(conn)
-            if isinstance(exc, _REPLAYED):
-                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+            await self._abort(conn, exc)
             raise
         n = tx_.taken
         ensure = any(op.ensure_project for op in ops)
@@ -530,6 +525,14 @@ class PostgresStorage(Storage):
             raise _OpFailed(ops[0], translate(exc)) from exc
         first = int(row[0]) if row is not None else 0
         return [r.make(first) if isinstance(r, tx.Later) else r for r in results], {}
+
+    @classmethod
+    async def _abort(cls, conn: AsyncConnection[Any], exc: BaseException) -> None:
+        """Roll back a transaction that failed before its COMMIT; lock conflicts and
+        deadlocks become a `_Replay` of the batch."""
+        await cls._rollback(conn)
+        if isinstance(exc, _REPLAYED):
+            raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
 
     @classmethod
     async def _commit_failed(cls, conn: AsyncConnection[Any], exc: psycopg.Error) -> None:

@@ -26,7 +26,7 @@ from jobq import errors
 from jobq.core.jobs import JobKey, State
 from jobq.storage import _sqlite_read as read
 from jobq.storage import _sqlite_tx as tx
-from jobq.storage._sqlite_writer import GroupCommitWriter, _translate
+from jobq.storage._sqlite_writer import GroupCommitWriter, translate
 from jobq.storage.base import (
     ApiKey,
     JobRecord,
@@ -110,7 +110,7 @@ class SqliteStorage(Storage):
         try:
             await asyncio.to_thread(self.migrate)
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         self._writer.start()
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="jobq-sqlite-reader")
 
@@ -192,7 +192,7 @@ class SqliteStorage(Storage):
             try:
                 return fn(conn)
             except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             finally:
                 conn.execute("COMMIT")
 

@@ -36,8 +36,8 @@ WHERE project_id = %(project)s
 RETURNING last_position - %(n)s::bigint + 1;
 
 -- name: lock_botgroups
--- startjob: lock the capped botgroups of the project (after the project row, sorted by
--- name: one global order, so no deadlock) so that max_running holds across nodes.
+-- startjob: lock the capped botgroups of the project, sorted by name (one global order,
+-- so no deadlock), so that max_running holds across nodes.
 SELECT b.botgroup FROM botgroups b
 WHERE b.max_running IS NOT NULL
   AND b.botgroup IN (SELECT botgroup FROM project_botgroups WHERE project_id = %(project)s)
