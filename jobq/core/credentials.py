@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import jwt
 
 from jobq import errors
-from jobq.core.jobs import JobKey
+from jobq.domain.jobs import JobKey
 from jobq.storage.base import Storage
 
 KEY_PREFIX = "jq_"

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobq import errors
-from jobq.core import jobs, validation
+from jobq.core import validation
 from jobq.core.credentials import JobTokens, Principal
-from jobq.core.jobs import JobKey, State
-from jobq.storage.base import JobRecord, ListQuery, StartRequest, Storage
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import JobRecord, ListQuery, StartRequest
+from jobq.storage.base import Storage
 
 #: rows of a summary queue unless `count` says otherwise
 SUMMARY_COUNT = 5

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 
 from jobq import errors
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, SpiderKey, State
-from jobq.storage.base import JobUpdate, NewJob
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, SpiderKey, State
+from jobq.domain.records import JobUpdate, NewJob
 
 #: longest spider name, tag or botgroup name (characters)
 MAX_NAME = 255

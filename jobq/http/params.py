@@ -8,14 +8,15 @@ import orjson
 from starlette.datastructures import QueryParams
 
 from jobq import errors
-from jobq.core import jobs, validation
-from jobq.core.jobs import JobKey, State
+from jobq.core import validation
 from jobq.core.queue import ListRequest
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, State
 
 #: largest integer a parameter takes; larger ones are clamped (a huge `start` or `count`
 #: means "all", and the databases store 64-bit integers)
 MAX_INT = 2**63 - 1
-#: largest `startts`/`endts`: its position (see jobq.core.jobs) still fits 64 bits
+#: largest `startts`/`endts`: its position (see jobq.domain.jobs) still fits 64 bits
 MAX_TS = MAX_INT >> jobs.POSITION_SHIFT
 
 #: parameters every endpoint accepts (auth and output shaping)

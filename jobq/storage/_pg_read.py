@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, State
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import JobRecord, ListQuery
 from jobq.storage._pg_sql import Q
-from jobq.storage.base import JobRecord, ListQuery
 
 
 class Params:

@@ -5,7 +5,7 @@ which has already locked the project's row (`projects`, `FOR UPDATE` or the upse
 creates it) and holds it until COMMIT. Every write of a project, on every node, takes
 that lock first, so within a project the read-then-write steps below need no further
 locking and positions (`Tx.take`) are handed out in commit order. The rules (states,
-metadata fields) are `jobq.core.jobs`'s, as in the SQLite backend (`_sqlite_tx`), which
+metadata fields) are `jobq.domain.jobs`'s, as in the SQLite backend (`_sqlite_tx`), which
 these functions mirror statement for statement where they can.
 
 `start_job` and `update` by job keys run in *late-locking* transactions instead (`Tx.late`,
@@ -28,10 +28,10 @@ import orjson
 from psycopg import AsyncConnection, AsyncCursor
 
 from jobq import errors
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, SpiderKey, State
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, SpiderKey, State
+from jobq.domain.records import JobUpdate, NewJob, Pushed, StartRequest, Updated
 from jobq.storage._pg_sql import Q
-from jobq.storage.base import JobUpdate, NewJob, Pushed, StartRequest, Updated
 
 
 def dumps(value: Any) -> str:

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, State
-from jobq.storage.base import JobRecord, ListQuery
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import JobRecord, ListQuery
 
 _COLUMNS = (
     "j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,"

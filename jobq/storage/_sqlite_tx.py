@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, SpiderKey, State
-from jobq.storage.base import JobUpdate, NewJob, Pushed, StartRequest, Updated
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, SpiderKey, State
+from jobq.domain.records import JobUpdate, NewJob, Pushed, StartRequest, Updated
 
 _POSITION_COLUMN = {
     State.PENDING: "pending_position",

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobq import errors, metrics
-from jobq.core.jobs import State
-from jobq.storage.base import JobUpdate, Pushed, Updated
+from jobq.domain.jobs import State
+from jobq.domain.records import JobUpdate, Pushed, Updated
 
 
 def _finished(updates: Sequence[JobUpdate], done: Sequence[Updated]) -> int:

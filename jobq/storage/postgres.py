@@ -3,7 +3,7 @@ many `jobq serve` nodes behind a load balancer on one database.
 
 ## Queue positions across nodes (exact incremental sync)
 
-`list?stop=KEY` returns the jobs whose position is above KEY's (see `jobq.core.jobs`).
+`list?stop=KEY` returns the jobs whose position is above KEY's (see `jobq.domain.jobs`).
 It is exact only if positions become visible in position order: were a transaction to
 take position 100 and commit after another one took 101 and committed, a consumer could
 read 101, move its cursor past 100 and never see it. So positions are handed out under a
@@ -102,13 +102,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobq import errors
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, State
-from jobq.storage import _pg_read as read
-from jobq.storage import _pg_tx as tx
-from jobq.storage._pg_batch import GroupCommit, Op
-from jobq.storage._pg_sql import Q, migrations, sql_file
-from jobq.storage.base import (
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import (
     ApiKey,
     JobRecord,
     JobUpdate,
@@ -116,9 +112,13 @@ from jobq.storage.base import (
     NewJob,
     Pushed,
     StartRequest,
-    Storage,
     Updated,
 )
+from jobq.storage import _pg_read as read
+from jobq.storage import _pg_tx as tx
+from jobq.storage._pg_batch import GroupCommit, Op
+from jobq.storage._pg_sql import Q, migrations, sql_file
+from jobq.storage.base import Storage
 
 log = logging.getLogger(__name__)
 

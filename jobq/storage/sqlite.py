@@ -23,11 +23,8 @@ from typing import Any, TypeVar
 import orjson
 
 from jobq import errors
-from jobq.core.jobs import JobKey, State
-from jobq.storage import _sqlite_read as read
-from jobq.storage import _sqlite_tx as tx
-from jobq.storage._sqlite_writer import GroupCommitWriter, translate
-from jobq.storage.base import (
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import (
     ApiKey,
     JobRecord,
     JobUpdate,
@@ -35,9 +32,12 @@ from jobq.storage.base import (
     NewJob,
     Pushed,
     StartRequest,
-    Storage,
     Updated,
 )
+from jobq.storage import _sqlite_read as read
+from jobq.storage import _sqlite_tx as tx
+from jobq.storage._sqlite_writer import GroupCommitWriter, translate
+from jobq.storage.base import Storage
 
 T = TypeVar("T")
 

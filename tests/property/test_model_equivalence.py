@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 
 from jobq import errors
 from jobq.core.credentials import JobTokens, Principal
-from jobq.core.jobs import JobKey, State
 from jobq.core.queue import JobQueue, ListRequest
+from jobq.domain.jobs import JobKey, State
 from jobq.storage import open_storage
 from jobq.storage.base import Storage
 from tests.property import model as m

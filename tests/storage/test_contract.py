@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from jobq import errors
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, SpiderKey, State
-from jobq.storage.base import JobUpdate, ListQuery, NewJob, StartRequest, Storage
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, SpiderKey, State
+from jobq.domain.records import JobUpdate, ListQuery, NewJob, StartRequest
+from jobq.storage.base import Storage
 
 pytestmark = pytest.mark.anyio
 

@@ -194,8 +194,8 @@ async def test_open_against_a_closed_port_fails_fast_and_clearly() -> None:
 async def test_storage_answers_unavailable_while_cut_and_recovers(
     pg_url: str, proxy: Proxy
 ) -> None:
-    from jobq.core.jobs import State
-    from jobq.storage.base import NewJob
+    from jobq.domain.jobs import State
+    from jobq.domain.records import NewJob
 
     store = PostgresStorage(proxy.url_for(pg_url), pool_size=3, timeout=2)
     await store.open()

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from jobq.core.credentials import JobTokens, Principal
-from jobq.core.jobs import JobKey, State
 from jobq.core.queue import JobQueue, ListRequest
+from jobq.domain.jobs import JobKey, State
 from jobq.storage import open_storage
 
 pytestmark = pytest.mark.anyio

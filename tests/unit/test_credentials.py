@@ -7,7 +7,7 @@ import pytest
 from jobq import errors
 from jobq.core import credentials
 from jobq.core.credentials import JobTokens, Principal
-from jobq.core.jobs import JobKey
+from jobq.domain.jobs import JobKey
 from jobq.http.middleware import TokenBuckets
 
 

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobq import errors
-from jobq.core import jobs
-from jobq.core.jobs import JobKey, SpiderKey, State
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, SpiderKey, State
 
 P, R, F, D = State.PENDING, State.RUNNING, State.FINISHED, State.DELETED
 

@@ -8,8 +8,8 @@ from starlette.requests import Request
 
 from jobq.config import Settings
 from jobq.core.credentials import Principal
-from jobq.core.jobs import JobKey, parse_id
 from jobq.core.queue import JobQueue
+from jobq.domain.jobs import JobKey, parse_id
 from jobq.http import auth, bodies
 
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobq import errors
-from jobq.core.jobs import LISTABLE, JobKey, State
+from jobq.domain.jobs import LISTABLE, JobKey, State
 from jobq.http import bodies, params, responses
 from jobq.http.endpoints._common import (
     body,

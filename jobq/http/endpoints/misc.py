@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobq import errors
-from jobq.core import jobs, validation
+from jobq.core import validation
 from jobq.core.queue import now_ms
+from jobq.domain import jobs
 from jobq.http import params, responses
 from jobq.http.endpoints._common import (
     caller,

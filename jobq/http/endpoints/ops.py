@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobq import metrics
-from jobq.core.jobs import LISTABLE
+from jobq.domain.jobs import LISTABLE
 from jobq.http.endpoints._common import queue
 
 #: most projects whose queue depths one scrape reports
