@@ -117,7 +117,7 @@ from jobq.domain.records import (
 from jobq.storage import _pg_read as read
 from jobq.storage import _pg_tx as tx
 from jobq.storage._pg_batch import GroupCommit, Op
-from jobq.storage._pg_sql import Q, migrations, sql_file
+from jobq.storage._pg_sql import Q, migrations
 from jobq.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -286,12 +286,10 @@ class PostgresStorage(Storage):
                         f"the database has schema version {version}, newer than this jobq"
                         f" ({latest})"
                     )
-                if version == 0:
-                    await conn.execute(sql_file("schema.sql").encode())
-                else:
-                    for number, script in steps:
-                        if number > version:
-                            await conn.execute(script.encode())
+                # a fresh database runs every migration from 0001: one path for new and old
+                for number, script in steps:
+                    if number > version:
+                        await conn.execute(script.encode())
                 if latest != version:
                     await conn.execute(Q.set_schema_version, {"version": latest})
                 return latest

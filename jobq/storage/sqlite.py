@@ -51,10 +51,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _sql_file(name: str) -> str:
-    return (resources.files("jobq.storage") / "sql" / "sqlite" / name).read_text("utf-8")
-
-
 def migrations() -> list[tuple[int, str]]:
     """The numbered migrations, in order."""
     folder = resources.files("jobq.storage") / "sql" / "sqlite" / "migrations"
@@ -122,18 +118,15 @@ class SqliteStorage(Storage):
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             steps = migrations()
             latest = steps[-1][0] if steps else 0
-            if version == 0:
-                for statement in split_statements(_sql_file("schema.sql")):
-                    conn.execute(statement)
-            else:
-                for number, script in steps:
-                    if number > version:
-                        for statement in split_statements(script):
-                            conn.execute(statement)
             if version > latest:
                 raise errors.JobqError(
                     f"the database has schema version {version}, newer than this jobq ({latest})"
                 )
+            # a fresh database runs every migration from 0001: one path for new and old
+            for number, script in steps:
+                if number > version:
+                    for statement in split_statements(script):
+                        conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {latest}")
             conn.execute("COMMIT")
             return latest

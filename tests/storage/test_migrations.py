@@ -1,6 +1,5 @@
-"""The migrations, applied in order to an empty database, give exactly the schema that
-`schema.sql` creates, on both backends; and starting on an empty or current database
-(also several nodes at once) leaves it at the latest version."""
+"""Fresh databases are made by running the migrations in order; starting on an empty or
+current database (also several nodes at once) leaves it at the latest version."""
 
 from __future__ import annotations
 
@@ -43,14 +42,9 @@ def _sqlite_dump(path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def test_sqlite_migrations_in_order_give_the_schema(tmp_path: Path) -> None:
-    steps = sqlite_backend.migrations()
-    assert [n for n, _ in steps] == list(range(1, len(steps) + 1)), "numbered 1, 2, 3 ..."
-    _sqlite_apply(tmp_path / "migrated.db", [script for _, script in steps])
-    _sqlite_apply(tmp_path / "schema.db", [sqlite_backend._sql_file("schema.sql")])
-    migrated = _sqlite_dump(tmp_path / "migrated.db")
-    assert migrated, "the migrations created nothing"
-    assert migrated == _sqlite_dump(tmp_path / "schema.db")
+def test_migrations_are_numbered_in_order() -> None:
+    for steps in (sqlite_backend.migrations(), _pg_sql.migrations()):
+        assert [n for n, _ in steps] == list(range(1, len(steps) + 1)), "numbered 1, 2, 3 ..."
 
 
 async def test_sqlite_open_creates_the_latest_version(tmp_path: Path) -> None:
@@ -58,8 +52,8 @@ async def test_sqlite_open_creates_the_latest_version(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     assert store.migrate() == sqlite_backend.migrations()[-1][0]
-    _sqlite_apply(tmp_path / "schema.db", [sqlite_backend._sql_file("schema.sql")])
-    assert _sqlite_dump(tmp_path / "jobq.db") == _sqlite_dump(tmp_path / "schema.db")
+    names = {row[1] for row in _sqlite_dump(tmp_path / "jobq.db")}
+    assert {"jobs", "projects", "spiders", "state_counts"} <= names
 
 
 # -- PostgreSQL ------------------------------------------------------------------------
@@ -122,17 +116,6 @@ def pg_url2(pg_url: str) -> Any:
         helpers.drop_pg_database(url)
 
 
-def test_postgres_migrations_in_order_give_the_schema(pg_url: str, pg_url2: str) -> None:
-    steps = _pg_sql.migrations()
-    assert [n for n, _ in steps] == list(range(1, len(steps) + 1)), "numbered 1, 2, 3 ..."
-    _pg_apply(pg_url, [script for _, script in steps])
-    _pg_apply(pg_url2, [_pg_sql.sql_file("schema.sql")])
-    migrated = _pg_dump(pg_url)
-    assert migrated["tables"] and migrated["indexes"] and migrated["triggers"]
-    for part, rows in _pg_dump(pg_url2).items():
-        assert migrated[part] == rows, f"{part} differ"
-
-
 async def test_postgres_nodes_starting_together_migrate_once(pg_url: str, pg_url2: str) -> None:
     stores = [PostgresStorage(pg_url, pool_size=2) for _ in range(4)]
     try:
@@ -143,7 +126,7 @@ async def test_postgres_nodes_starting_together_migrate_once(pg_url: str, pg_url
     with psycopg.connect(pg_url) as conn:
         versions = conn.execute("SELECT version FROM jobq_schema_version").fetchall()
     assert versions == [(_pg_sql.migrations()[-1][0],)], "the schema was made exactly once"
-    _pg_apply(pg_url2, [_pg_sql.sql_file("schema.sql")])
+    _pg_apply(pg_url2, [script for _, script in _pg_sql.migrations()])
     assert _pg_dump(pg_url, skip_tables=("jobq_schema_version",)) == _pg_dump(pg_url2)
 
 
