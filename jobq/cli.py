@@ -11,7 +11,7 @@ import datetime
 import functools
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -91,6 +91,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)
+    _run_storage(lambda: storage.prepare())  # refuse a database before serving it
     app = create_app(settings, storage)
     # uvicorn stops gracefully on SIGTERM (in-flight requests finish, storage closes), then
     # raises the signal again with the handler found at start: make that a clean exit 0
@@ -111,8 +112,25 @@ def _storage(settings: Settings) -> Storage:
         raise click.UsageError(exc.message) from None
 
 
-def _with_storage(db: str, action: Callable[[Storage], Any]) -> Any:
-    async def run() -> Any:
+class DatabaseFault(click.ClickException):
+    """A database jobq must not use (not jobq's, newer, damaged): a one-line error and
+    exit status 2, as for any other wrong argument."""
+
+    exit_code = 2
+
+
+def _run_storage(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run storage work to its end; its errors become one line on stderr."""
+    try:
+        return asyncio.run(work())
+    except errors.StorageFault as exc:
+        raise DatabaseFault(exc.message) from None
+    except errors.JobqError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _with_storage(db: str, action: Callable[[Storage], Awaitable[T]]) -> T:
+    async def run() -> T:
         storage = _storage(Settings(db=db))
         await storage.open()
         try:
@@ -120,10 +138,7 @@ def _with_storage(db: str, action: Callable[[Storage], Any]) -> Any:
         finally:
             await storage.close()
 
-    try:
-        return asyncio.run(run())
-    except errors.JobqError as exc:
-        raise click.ClickException(exc.message) from None
+    return _run_storage(run)
 
 
 @main.command()

@@ -10,8 +10,16 @@ to a status code.
     ├── RequestTimeout      a request body that came too slowly                 (408)
     ├── PayloadTooLarge     a body or line over the size limit                  (413)
     ├── RateLimited         too many requests for this key                      (429)
-    └── StorageError        the database failed or is out of reach              (503)
-        └── StorageUnavailable
+    ├── StorageError        the database failed or is out of reach              (503)
+    │   └── StorageUnavailable
+    └── StorageFault        a permanent database fault: retrying cannot help    (500)
+        ├── StorageCorrupt  the database file is damaged
+        ├── WriterStopped   the SQLite writer thread died: restart jobq
+        └── DatabaseRefused at start-up: not jobq's database, or a newer schema
+                            (nothing was written; the CLI exits with status 2)
+
+`/readyz` answers 503 with the message of a `StorageFault` (the server is not ready and
+will not become ready by itself).
 """
 
 from __future__ import annotations
@@ -70,3 +78,19 @@ class StorageError(JobqError):
 
 class StorageUnavailable(StorageError):
     """The database is out of reach or cannot be written; try again later."""
+
+
+class StorageFault(JobqError):
+    """The database has a permanent fault: retrying will not help."""
+
+
+class StorageCorrupt(StorageFault):
+    """The database file is damaged: restore it from a backup."""
+
+
+class WriterStopped(StorageFault):
+    """The database writer stopped: restart jobq."""
+
+
+class DatabaseRefused(StorageFault):
+    """This database is not one jobq can use (nothing was written to it)."""

@@ -7,11 +7,16 @@ back to its savepoint alone; the others still commit. Consecutive operations tha
 the same `merge_key` run as one call of their class's `run_many(conn, ops)`, e.g. many
 single-job pushes as one multi-row insert. Each caller is answered only
 after COMMIT returned, so an acknowledged write is on disk (`synchronous=FULL`).
+
+Should the thread ever die (a failure outside a transaction, e.g. its connection gone),
+the operations it held and every later one fail at once with `WriterStopped`, and
+`check()` (hence `/readyz`) reports it: nothing waits for a thread that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -33,15 +38,24 @@ _STOP = object()
 
 
 class GroupCommitWriter:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection],
+                 name: str = "the database") -> None:
         self._connect = connect
+        self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        #: guards `_stopped` against a submit racing the thread's death
+        self._lock = threading.Lock()
+        #: why the thread died (None while it runs)
+        self._stopped: str | None = None
+        #: the batch being committed, answered by `_die` if the thread dies meanwhile
+        self._inflight: list[Any] = []
         self.batches = 0
         self.operations = 0
 
     def start(self) -> None:
-        conn = self._connect()
+        conn = self._conn = self._connect()
         self._thread = threading.Thread(
             target=self._run, args=(conn,), name="jobq-sqlite-writer", daemon=True
         )
@@ -53,12 +67,25 @@ class GroupCommitWriter:
             self._thread.join()
             self._thread = None
 
+    def check(self) -> None:
+        """Raise `WriterStopped` if the writer thread died."""
+        if self._stopped is not None:
+            raise errors.WriterStopped(self._stopped)
+
+    def break_connection(self) -> None:
+        """Fault hook for tests: close the writer's connection under it, as if its file
+        handle were lost. The next batch fails and the thread dies."""
+        if self._conn is not None:
+            self._conn.close()
+
     async def submit(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        if self._thread is None:
-            raise errors.StorageUnavailable("the database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((op, loop, future))
+        with self._lock:
+            self.check()
+            if self._thread is None:
+                raise errors.StorageUnavailable("the database is closed")
+            self._queue.put((op, loop, future))
         return await future
 
     def _run(self, conn: sqlite3.Connection) -> None:
@@ -78,11 +105,34 @@ class GroupCommitWriter:
                         stopping = True
                         break
                     batch.append(item)
+                self._inflight = batch
                 self._commit_batch(conn, batch)
+                self._inflight = []
                 if stopping:
                     return
+        except BaseException as exc:
+            self._die(exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
-            conn.close()
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _die(self, exc: BaseException) -> None:
+        log.critical("the SQLite writer of %s stopped", self._name, exc_info=exc)
+        with self._lock:
+            self._stopped = (f"the database writer of {self._name} stopped ({exc}):"
+                             " restart jobq")
+            waiting = [item for item in self._inflight if item is not _STOP]
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    waiting.append(item)
+        failure = errors.WriterStopped(self._stopped)
+        _answer([(item, (False, failure)) for item in waiting])
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         outcomes: list[tuple[bool, Any]] = []
@@ -98,15 +148,20 @@ class GroupCommitWriter:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     log.exception("rollback failed")
-            failure = translate(exc)
+            failure = translate(exc, self._name)
             outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.operations += len(batch)
-        answers: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
-        for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
-            answers.setdefault(loop, []).append((future, ok, value))
-        for loop, items in answers.items():  # one wake-up of each loop a batch
-            loop.call_soon_threadsafe(_resolve, items)
+        _answer(list(zip(batch, outcomes, strict=True)))
+
+
+def _answer(answered: list[tuple[Any, tuple[bool, Any]]]) -> None:
+    """Resolve each (op, loop, future) item with its outcome: one wake-up of each loop."""
+    answers: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
+    for (_, loop, future), (ok, value) in answered:
+        answers.setdefault(loop, []).append((future, ok, value))
+    for loop, items in answers.items():
+        loop.call_soon_threadsafe(_resolve, items)
 
 
 def _mergeable_runs(ops: list[Any]) -> list[list[Any]]:
@@ -145,7 +200,7 @@ def _run_group(conn: sqlite3.Connection, group: list[Any]) -> list[tuple[bool, A
 
 def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for future, ok, value in items:
-        if future.cancelled():
+        if future.done():  # cancelled, or already answered by `_die`
             continue
         if ok:
             future.set_result(value)
@@ -153,14 +208,30 @@ def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-def translate(exc: BaseException) -> BaseException:
+#: primary result codes (the low byte of an extended code) of a database that may work
+#: again by itself: locked by another process, a full disk, an I/O error, read-only
+_UNAVAILABLE = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+})
+#: a damaged file: retrying cannot help, only a backup can
+_CORRUPT = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def translate(exc: BaseException, name: str = "the database") -> BaseException:
+    """A sqlite3 error as a jobq error, classified by its result code (`name`, the file,
+    goes into the message of a damaged database); any other exception as it is."""
     if isinstance(exc, errors.JobqError) or not isinstance(exc, sqlite3.Error):
         return exc
     text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and any(
-        word in text for word in ("disk", "full", "readonly", "locked", "unable to open", "I/O")
-    ):
-        failure: errors.JobqError = errors.StorageUnavailable(f"database unavailable: {text}")
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    failure: errors.JobqError
+    if code is not None and (code & 0xFF in _CORRUPT or code == sqlite3.SQLITE_IOERR_CORRUPTFS):
+        failure = errors.StorageCorrupt(
+            f"{name} is damaged ({text}): restore it from a backup")
+    elif code is not None and code & 0xFF in _UNAVAILABLE:
+        failure = errors.StorageUnavailable(f"database unavailable: {text}")
     else:
         failure = errors.StorageError(f"database error: {text}")
     failure.__cause__ = exc

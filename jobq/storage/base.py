@@ -36,6 +36,13 @@ class Storage(abc.ABC):
         """Connect, and bring the schema up to date (migrations)."""
 
     @abc.abstractmethod
+    async def prepare(self) -> int:
+        """Check that the database is jobq's (or empty) and not newer than this code,
+        then apply the migrations it lacks; returns the schema version. Raises
+        `DatabaseRefused` (having written nothing) for a database jobq must not use.
+        `open()` runs it; the CLI runs it first, to refuse before serving."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Finish pending writes and release connections."""
 

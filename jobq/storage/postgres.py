@@ -115,9 +115,10 @@ from jobq.domain.records import (
     Updated,
 )
 from jobq.storage import _pg_read as read
+from jobq.storage import _pg_schema
 from jobq.storage import _pg_tx as tx
 from jobq.storage._pg_batch import GroupCommit, Op
-from jobq.storage._pg_sql import Q, migrations
+from jobq.storage._pg_sql import Q
 from jobq.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ SESSION_OPTIONS = {
     "idle_in_transaction_session_timeout": "30s",
     # a lock wait that long means trouble: answer 503 rather than hang
     "lock_timeout": "15s",
+    # jobq's tables live in a schema of their own (see `_pg_schema`)
+    "search_path": _pg_schema.SCHEMA,
 }
 
 
@@ -263,9 +266,13 @@ class PostgresStorage(Storage):
             ) from exc
         self._pool = pool
 
+    async def prepare(self) -> int:
+        return await self.migrate()
+
     async def migrate(self) -> int:
-        """Create the schema or apply the migrations it lacks, under an advisory lock so
-        that nodes starting together do it once; returns the schema version."""
+        """Check the database and create the schema or apply the migrations it lacks
+        (see `_pg_schema`), under an advisory lock so that nodes starting together do it
+        once; returns the schema version."""
         try:
             conn = await AsyncConnection.connect(self.url, **self._connect_kwargs())
         except psycopg.Error as exc:
@@ -274,25 +281,7 @@ class PostgresStorage(Storage):
             ) from exc
         try:
             async with conn.transaction():
-                await conn.execute(Q.migration_lock)
-                await conn.execute(Q.create_version_table)
-                cursor = await conn.execute(Q.schema_version)
-                row = await cursor.fetchone()
-                version = int(row[0]) if row and row[0] is not None else 0
-                steps = migrations()
-                latest = steps[-1][0] if steps else 0
-                if version > latest:
-                    raise errors.JobqError(
-                        f"the database has schema version {version}, newer than this jobq"
-                        f" ({latest})"
-                    )
-                # a fresh database runs every migration from 0001: one path for new and old
-                for number, script in steps:
-                    if number > version:
-                        await conn.execute(script.encode())
-                if latest != version:
-                    await conn.execute(Q.set_schema_version, {"version": latest})
-                return latest
+                return await _pg_schema.migrate(conn, describe(self.url))
         except psycopg.Error as exc:
             raise translate(exc) from exc
         finally:

@@ -5,12 +5,20 @@ small pool of reader threads, each with its own connection, which WAL lets read 
 the writer writes. Durability: `synchronous=FULL` by default, so a commit is fsynced
 before any caller is answered; `synchronous="NORMAL"` trades the last commits before a
 power cut (never a `kill -9`) for fewer fsyncs.
+
+Start-up (`migrate`) opens the file without changing it, checks that it is jobq's (its
+`application_id` is `APPLICATION_ID`), empty, or a jobq database from before databases
+were marked (schema 1, jobq's tables), and that its schema is not newer than the code;
+anything else is refused with `DatabaseRefused` before a byte is written. The data
+directory is created 0700 and the database 0600 (SQLite gives its -wal and -shm files
+the database's mode), backups 0600 too: job metadata and key hashes are nobody else's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -45,6 +53,13 @@ T = TypeVar("T")
 READERS = 4
 #: how long a connection waits for another process's lock before failing (ms)
 BUSY_TIMEOUT_MS = 5000
+#: `PRAGMA application_id` of a jobq database (set by migration 0002): "jobq" in ASCII
+APPLICATION_ID = 0x6A6F6271
+#: the schema version of databases made before migration 0002 marked them, and the
+#: tables that tell such a database from another application's
+UNMARKED_VERSION = 1
+UNMARKED_TABLES = frozenset({"projects", "spiders", "jobs", "state_counts", "api_keys",
+                             "secrets"})
 
 
 def _now_ms() -> int:
@@ -82,7 +97,9 @@ class SqliteStorage(Storage):
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         self.path = str(path)
         self.synchronous = synchronous
-        self._writer = GroupCommitWriter(self._connect)
+        self._writer = GroupCommitWriter(self._connect, name=self.path)
+        #: why the database is known to be damaged (reads and writes found out)
+        self._corrupt: str | None = None
         self._local = threading.local()
         self._readers: ThreadPoolExecutor | None = None
         self._reader_conns: list[sqlite3.Connection] = []
@@ -100,41 +117,48 @@ class SqliteStorage(Storage):
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
-            raise errors.JobqError(f"unknown SQLite synchronous setting {self.synchronous!r}")
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            await asyncio.to_thread(self.migrate)
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
+        await self.prepare()
         self._writer.start()
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="jobq-sqlite-reader")
 
+    async def prepare(self) -> int:
+        if self.synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+            raise errors.JobqError(f"unknown SQLite synchronous setting {self.synchronous!r}")
+        return await asyncio.to_thread(self.migrate)
+
     def migrate(self) -> int:
-        """Create the schema or apply the migrations it lacks; returns the version."""
-        conn = self._connect()
+        """Check the database (see the module docstring), then create the schema or apply
+        the migrations it lacks; returns the version."""
+        path = Path(self.path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_private(path)
+        # no WAL pragma yet: a file that is refused is left exactly as it was
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise _startup_error(exc, self.path) from exc
         try:
             conn.execute("BEGIN IMMEDIATE")
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            version = _check_database(conn, self.path)
             steps = migrations()
             latest = steps[-1][0] if steps else 0
-            if version > latest:
-                raise errors.JobqError(
-                    f"the database has schema version {version}, newer than this jobq ({latest})"
-                )
             # a fresh database runs every migration from 0001: one path for new and old
             for number, script in steps:
                 if number > version:
                     for statement in split_statements(script):
                         conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {latest}")
+            if latest != version:
+                conn.execute(f"PRAGMA user_version = {latest}")
             conn.execute("COMMIT")
             return latest
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        except sqlite3.Error as exc:
+            raise _startup_error(exc, self.path) from exc
         finally:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
             conn.close()
 
     async def close(self) -> None:
@@ -147,10 +171,13 @@ class SqliteStorage(Storage):
         self._reader_conns.clear()
 
     async def backup(self, destination: str) -> None:
-        """A consistent copy of the live database into a new file (SQLite's online backup:
-        writers are not stopped)."""
-        if Path(destination).exists():
-            raise errors.JobqError(f"{destination} exists: give the backup a new file name")
+        """A consistent copy of the live database into a new file, readable by its owner
+        only (SQLite's online backup: writers are not stopped)."""
+        try:
+            _create_private(Path(destination), exclusive=True)
+        except FileExistsError:
+            raise errors.JobqError(
+                f"{destination} exists: give the backup a new file name") from None
 
         def copy() -> None:
             source = self._connect()
@@ -161,10 +188,18 @@ class SqliteStorage(Storage):
                 target.close()
                 source.close()
 
-        await asyncio.to_thread(copy)
+        try:
+            await asyncio.to_thread(copy)
+        except BaseException:
+            Path(destination).unlink(missing_ok=True)
+            raise
 
     async def ping(self) -> None:
-        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+        if self._corrupt is not None:
+            raise errors.StorageCorrupt(self._corrupt)
+        self._writer.check()
+        await self._read(lambda conn: conn.execute("SELECT count(*) FROM sqlite_master")
+                         .fetchone())
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -185,14 +220,22 @@ class SqliteStorage(Storage):
             try:
                 return fn(conn)
             except sqlite3.Error as exc:
-                raise translate(exc) from exc
+                raise translate(exc, self.path) from exc
             finally:
                 conn.execute("COMMIT")
 
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        except errors.StorageCorrupt as exc:
+            self._corrupt = exc.message  # /readyz says so from now on
+            raise
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._writer.submit(fn)
+        try:
+            return await self._writer.submit(fn)
+        except errors.StorageCorrupt as exc:
+            self._corrupt = exc.message
+            raise
 
     # -- jobs: writes ------------------------------------------------------------------
 
@@ -356,3 +399,55 @@ class SqliteStorage(Storage):
             return str(stored)
 
         return await self._write(get_or_create)
+
+
+# -- start-up checks and file modes --------------------------------------------------------
+
+
+def _create_private(path: Path, exclusive: bool = False) -> None:
+    """Create `path` empty with mode 0600 unless it exists (then FileExistsError only
+    if `exclusive`). SQLite takes an empty file for an empty database."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if exclusive:
+            raise
+        return
+    os.close(fd)
+
+
+def _check_database(conn: sqlite3.Connection, name: str) -> int:
+    """The schema version of a database jobq may use, or DatabaseRefused."""
+    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    latest = migrations()[-1][0]
+    if app_id == APPLICATION_ID:
+        if version > latest:
+            raise errors.DatabaseRefused(
+                f"{name}: schema version {version} is newer than this jobq's ({latest}):"
+                " run a newer jobq")
+        return int(version)
+    if app_id != 0:
+        raise errors.DatabaseRefused(
+            f"{name}: not a jobq database (application_id {app_id:#x}, jobq's is"
+            f" {APPLICATION_ID:#x})")
+    tables = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    if version == 0 and not tables:
+        return 0  # empty: a new database
+    if version == UNMARKED_VERSION and tables >= UNMARKED_TABLES:
+        return UNMARKED_VERSION  # made by jobq before migration 0002 marked its databases
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise errors.DatabaseRefused(
+        f"{name}: not a jobq database (user_version {version}, tables of its own: {shown})")
+
+
+def _startup_error(exc: sqlite3.Error, name: str) -> errors.JobqError:
+    failure = translate(exc, name)
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_NOTADB:
+        return errors.DatabaseRefused(f"{name}: not a SQLite database ({exc})")
+    if isinstance(failure, errors.StorageCorrupt):
+        return failure
+    assert isinstance(failure, errors.JobqError)
+    return type(failure)(f"{name}: {failure.message}")

@@ -511,12 +511,12 @@ def empty_pg_database(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         tables = [
             row[0] for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'jobq'"
                 " AND tablename <> 'jobq_schema_version'"
             )
         ]
         if tables:
-            names = ", ".join(f'"{t}"' for t in tables)
+            names = ", ".join(f'jobq."{t}"' for t in tables)
             conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]
 
 

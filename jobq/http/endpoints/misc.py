@@ -4,7 +4,7 @@ summaries, botgroups and the server clock."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from jobq import errors
 from jobq.core import validation
@@ -119,5 +119,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    await queue(request).storage.ping()
+    try:
+        await queue(request).storage.ping()
+    except errors.StorageFault as exc:  # not ready, and will not become so by itself
+        return PlainTextResponse(exc.message + "\n", 503)
     return responses.json_response({"status": "ok", "database": "reachable"})

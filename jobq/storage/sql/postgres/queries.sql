@@ -299,18 +299,3 @@ INSERT INTO secrets (name, value) VALUES (%(name)s, %(value)s) ON CONFLICT DO NO
 
 -- name: secret
 SELECT value FROM secrets WHERE name = %(name)s;
-
--- ------------------------------------------------------------------ migrations
-
--- name: migration_lock
--- One node at a time creates or migrates the schema (held until commit).
-SELECT pg_advisory_xact_lock(7283501146239140865);
-
--- name: create_version_table
-CREATE TABLE IF NOT EXISTS jobq_schema_version (version integer NOT NULL);
-
--- name: schema_version
-SELECT max(version) FROM jobq_schema_version;
-
--- name: set_schema_version
-INSERT INTO jobq_schema_version (version) VALUES (%(version)s);
