@@ -17,6 +17,7 @@ the database's mode), backups 0600 too: job metadata and key hashes are nobody e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sqlite3
@@ -216,13 +217,19 @@ class SqliteStorage(Storage):
 
         def run() -> T:
             conn = self._reader()
-            conn.execute("BEGIN")  # one snapshot for every statement of fn
             try:
-                return fn(conn)
+                conn.execute("BEGIN")  # one snapshot for every statement of fn
+                try:
+                    result = fn(conn)
+                except BaseException:
+                    # a read has nothing to keep; a failing ROLLBACK must not hide why
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
             except sqlite3.Error as exc:
                 raise translate(exc, self.path) from exc
-            finally:
-                conn.execute("COMMIT")
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._readers, run)
