@@ -124,9 +124,14 @@ def _run_storage(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(work())
     except errors.StorageFault as exc:
-        raise DatabaseFault(exc.message) from None
+        raise DatabaseFault(_one_line(exc.message)) from None
     except errors.JobqError as exc:
-        raise click.ClickException(exc.message) from None
+        raise click.ClickException(_one_line(exc.message)) from None
+
+
+def _one_line(message: str) -> str:
+    """A driver's message may span lines (libpq's do): a log or terminal wants one."""
+    return " ".join(message.split())
 
 
 def _with_storage(db: str, action: Callable[[Storage], Awaitable[T]]) -> T:

@@ -139,7 +139,7 @@ class GroupCommitWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for group in _mergeable_runs([op for op, _, _ in batch]):
-                outcomes += _run_group(conn, group)
+                outcomes += _run_group(conn, group, self._name)
             conn.execute("COMMIT")
         except Exception as exc:
             log.exception("group commit of %d operations failed", len(batch))
@@ -176,26 +176,28 @@ def _mergeable_runs(ops: list[Any]) -> list[list[Any]]:
     return runs
 
 
-def _run_one(conn: sqlite3.Connection, op: Any) -> tuple[bool, Any]:
+def _run_one(conn: sqlite3.Connection, op: Any, name: str) -> tuple[bool, Any]:
     conn.execute("SAVEPOINT op")
     try:
         return True, op(conn)
     except Exception as exc:
         conn.execute("ROLLBACK TO op")
-        return False, translate(exc)
+        return False, translate(exc, name)
     finally:
         conn.execute("RELEASE op")
 
 
-def _run_group(conn: sqlite3.Connection, group: list[Any]) -> list[tuple[bool, Any]]:
+def _run_group(
+    conn: sqlite3.Connection, group: list[Any], name: str
+) -> list[tuple[bool, Any]]:
     """Run operations; several alike (e.g. single-job pushes to one project) as one call of
     their `run_many`, which saves statements per request. If that fails, each runs alone,
     so one bad request still fails alone."""
     if len(group) > 1:
-        ok, results = _run_one(conn, lambda c: type(group[0]).run_many(c, group))
+        ok, results = _run_one(conn, lambda c: type(group[0]).run_many(c, group), name)
         if ok:
             return [(True, result) for result in results]
-    return [_run_one(conn, op) for op in group]
+    return [_run_one(conn, op, name) for op in group]
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -206,6 +206,7 @@ def _make_newer(path: Path) -> None:
     store = SqliteStorage(path)
     store.migrate()
     conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")  # as jobq leaves its databases
     conn.execute("PRAGMA user_version = 999")
     conn.close()
 
