@@ -179,6 +179,8 @@ class SqliteStorage(Storage):
         except FileExistsError:
             raise errors.JobqError(
                 f"{destination} exists: give the backup a new file name") from None
+        except OSError as exc:
+            raise errors.JobqError(f"cannot create {destination}: {exc.strerror}") from None
 
         def copy() -> None:
             source = self._connect()

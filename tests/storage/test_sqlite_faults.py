@@ -118,5 +118,14 @@ def test_data_directory_database_and_backups_are_private(tmp_path: Path) -> None
             subprocess.run([*helpers.jobq_command(), "backup", "--db", server.db, str(copy)],
                            check=True, capture_output=True, timeout=60)
             assert _mode(copy) == 0o600
+            again = subprocess.run(
+                [*helpers.jobq_command(), "backup", "--db", server.db, str(copy)],
+                capture_output=True, text=True, timeout=60)
+            assert again.returncode == 1 and "exists" in again.stderr, again.stderr
+            nowhere = tmp_path / "missing" / "copy.sqlite3"
+            again = subprocess.run(
+                [*helpers.jobq_command(), "backup", "--db", server.db, str(nowhere)],
+                capture_output=True, text=True, timeout=60)
+            assert again.returncode == 1 and "cannot create" in again.stderr, again.stderr
     finally:
         server.stop()
