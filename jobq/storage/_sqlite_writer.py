@@ -161,7 +161,9 @@ def _answer(answered: list[tuple[Any, tuple[bool, Any]]]) -> None:
     for (_, loop, future), (ok, value) in answered:
         answers.setdefault(loop, []).append((future, ok, value))
     for loop, items in answers.items():
-        loop.call_soon_threadsafe(_resolve, items)
+        # a loop closed meanwhile has nobody waiting; the writer must go on for the others
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, items)
 
 
 def _mergeable_runs(ops: list[Any]) -> list[list[Any]]:

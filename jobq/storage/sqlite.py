@@ -155,11 +155,9 @@ class SqliteStorage(Storage):
         except sqlite3.Error as exc:
             raise _startup_error(exc, self.path) from exc
         finally:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # the error in flight says more
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             conn.close()
 
     async def close(self) -> None:
