@@ -129,3 +129,38 @@ def test_data_directory_database_and_backups_are_private(tmp_path: Path) -> None
             assert again.returncode == 1 and "cannot create" in again.stderr, again.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_closed_event_loop_does_not_kill_the_writer(tmp_path: Path) -> None:
+    """A caller whose event loop closed while its write ran (an abandoned request of a
+    loop that is gone) must not take the writer thread down with it."""
+    import asyncio
+    import threading
+
+    store = SqliteStorage(tmp_path / "jobq.sqlite3")
+    running, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> int:
+        running.set()
+        release.wait(10)
+        return 1
+
+    async def abandon() -> None:
+        await store.open()
+        pending = asyncio.ensure_future(store._write(slow))
+        assert await asyncio.to_thread(running.wait, 10)
+        assert not pending.done()
+        # leaving asyncio.run cancels the write and closes this loop
+
+    asyncio.run(abandon())
+    release.set()
+
+    async def write_again() -> None:
+        try:
+            await asyncio.wait_for(store.set_max_running("g", 1), 10)
+            await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(write_again())
