@@ -99,10 +99,7 @@ class JobQueue:
         self, who: Principal, project: int, params: dict[str, Any]
     ) -> dict[str, Any] | None:
         who.check_project(project)
-        params = validation.expect_object(params, "start parameters")
-        botgroup = params.get("botgroup")
-        if botgroup is not None:
-            validation.name(botgroup, "botgroup")
+        params, botgroup = validation.start_params(params)
         claimed = await self.storage.start_job(
             project, StartRequest(dict(params), botgroup), who.name
         )
@@ -296,8 +293,7 @@ class JobQueue:
         self, who: Principal, project: int, fields: dict[str, Any], remove: Sequence[str] = ()
     ) -> None:
         who.check_project(project)
-        if "botgroups" in fields:
-            validation.botgroups_setting(fields["botgroups"])
+        validation.settings_fields(fields)
         await self.storage.update_settings(project, fields, remove)
 
     async def set_max_running(self, who: Principal, botgroup: str, value: Any) -> None:
@@ -307,4 +303,5 @@ class JobQueue:
 
     async def delete_botgroup(self, who: Principal, botgroup: str) -> None:
         who.check_admin()
+        validation.name(botgroup, "botgroup")
         await self.storage.delete_botgroup(botgroup)
