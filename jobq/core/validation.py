@@ -18,6 +18,8 @@ MAX_NAME = 255
 MAX_UNITS = 1000
 #: the databases store 64-bit integers; a larger cap means the same as this one
 MAX_INT = 2**63 - 1
+#: deepest nesting of stored JSON (orjson writes no deeper; it reads up to 1,024)
+MAX_DEPTH = 254
 
 
 def _is_int(value: Any) -> bool:
@@ -58,8 +60,12 @@ def stored_json(value: Any, where: str) -> None:
     """Whatever a client stores (metadata, start parameters, settings) holds no NUL
     character, in keys or values at any depth: PostgreSQL cannot read one back out of
     JSON as text (`->>`), so a filter on the field would fail ever after."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # what JSON parsing took, storing it may not
+        raise errors.BadRequest(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
     # fast path: orjson escapes NUL as \u0000, and a value without it has none
-    if b"\\u0000" not in orjson.dumps(value):
+    if b"\\u0000" not in encoded:
         return
     path = _nul_path(value)
     if path is not None:
@@ -111,13 +117,11 @@ def new_job(line: Any, where: str) -> NewJob:
     if not _is_int(units) or not 1 <= units <= MAX_UNITS:
         raise errors.BadRequest(f"{where}: units must be an integer from 1 to {MAX_UNITS}")
     job_tags = tags(fields.get("tags"), f"{where}: tags")
+    stored_json(fields, where)  # metadata and `unique` alike
     unique = fields.get("unique")
     if unique is not None and not isinstance(unique, str):
         unique = orjson.dumps(unique).decode()
-    if unique is not None:
-        no_nul(unique, f"{where}: unique")
     meta = {k: v for k, v in fields.items() if k not in ("state", "unique", "auth")}
-    stored_json(meta, where)
     meta["priority"] = priority
     meta["units"] = units
     if job_tags is None:

@@ -37,6 +37,8 @@ class Case:
     many_spiders: bool = False
 
 
+#: an object nested deeper than the server stores JSON (it parses up to 1,024 levels)
+DEEP = b'{"x": ' + b"[" * 300 + b"]" * 300 + b"}"
 MANY_SPIDERS = "&".join(f"spider=m{i}" for i in range(MANY))
 
 CASES = [
@@ -111,6 +113,18 @@ CASES = [
          '/jobq/$p/count?state=running&filter=["close_reason","=",["[\\"x\\"]"]]', 200, "0"),
     Case("list-nul-filter-value", "GET",
          '/jobq/$p/list?filter=["close_reason","=",["a\\u0000"]]', 400, "filter"),
+    # -- JSON nested deeper than can be stored -------------------------------------------
+    Case("push-deep", "POST", "/jobq/$p/push", 400, "line 2: nested more than 254 levels",
+         body=b'{"spider": "s"}\n{"spider": "s", "x": ' + b"[" * 300 + b"]" * 300 + b"}"),
+    Case("push-deep-unique", "POST", "/jobq/$p/push", 400, "line 1: nested more than",
+         body=b'{"spider": "s", "unique": ' + b"[" * 300 + b"]" * 300 + b"}"),
+    Case("update-deep", "POST", "/jobq/$p/update", 400, "line 1: nested more than",
+         body=b'{"key": "$pending", "x": ' + b"[" * 300 + b"]" * 300 + b"}"),
+    Case("meta-deep", "POST", "/jobs/$pending", 400, "line 1: nested more than", body=DEEP),
+    Case("startjob-deep", "POST", "/jobq/$p/startjob", 400, "start parameters: nested",
+         body=DEEP),
+    Case("settings-deep", "POST", "/projects/$p/settings", 400, "settings: nested",
+         body=DEEP),
     # -- the bad-input tests before these (tests/acceptance/test_http.py) ----------------
     Case("push-not-json", "POST", "/jobq/$p/push", 400, "line 2",
          body=b'{"spider": "s"}\n{"spider": "s"\n{"spider": "s"}'),
@@ -125,7 +139,7 @@ CASES = [
          body=b'{"priority": 1}'),
     Case("push-nul-spider", "POST", "/jobq/$p/push", 400, "spider: contains a NUL",
          body=b'{"spider": "a\\u0000b"}'),
-    Case("push-nul-unique", "POST", "/jobq/$p/push", 400, "unique: contains a NUL",
+    Case("push-nul-unique", "POST", "/jobq/$p/push", 400, "line 1: unique contains a NUL",
          body=b'{"spider": "s", "unique": "u\\u0000"}'),
     Case("push-state", "POST", "/jobq/$p/push", 400, "line 1: state",
          body=b'{"spider": "s", "state": "done"}'),
