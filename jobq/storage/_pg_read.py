@@ -11,10 +11,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
-from jobq.domain import filters, jobs
-from jobq.domain.jobs import JobKey, State
+from jobq.domain import filters, records
+from jobq.domain.jobs import State
 from jobq.domain.records import JobRecord, ListQuery
 from jobq.storage._pg_sql import Q
 from jobq.storage._sql_filters import Dialect
@@ -59,22 +57,8 @@ def list_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:
 
 
 def record(project: int, row: Sequence[Any], with_meta: bool) -> JobRecord:
-    sid, job_no, state, position, p0, p1, p2, p3, tags, name = row[:10]
-    positions = {
-        s: int(pos)
-        for s, pos in zip((*jobs.LISTABLE, State.DELETED), (p0, p1, p2, p3), strict=True)
-        if pos is not None
-    }
-    return JobRecord(
-        key=JobKey(project, int(sid), int(job_no)),
-        spider=name,
-        state=State(state),
-        position=int(position),
-        positions=positions,
-        tags=orjson.loads(tags) if tags else None,
-        meta=(jobs.full_meta(orjson.loads(row[10]), project, name, State(state), positions)
-              if with_meta else None),
-    )
+    """A row of `list_columns` (+ meta)."""
+    return records.job_record(project, row, row[9], row[10] if with_meta else None)
 
 
 def count_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:
@@ -95,7 +79,4 @@ def state_counts_sql(project: int, spiders: Sequence[int] | None) -> tuple[str, 
 
 
 def stop_position(row: Sequence[Any] | None, states: Sequence[State]) -> int | None:
-    if row is None:
-        return None
-    entered = [int(row[int(s)]) for s in states if row[int(s)] is not None]
-    return max(entered) if entered else None
+    return None if row is None else records.last_entered(row[:4], states)

@@ -11,9 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
-from jobq.domain import filters, jobs
+from jobq.domain import filters, records
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import JobRecord, ListQuery
 from jobq.storage._sql_filters import Dialect
@@ -75,27 +73,8 @@ def _records(
             f"SELECT spider_id, name FROM spiders WHERE project_id = ? AND spider_id IN ({marks})",
             (project, *sids),
         ).fetchall())
-    return [_record(project, row, names[row[0]], with_meta) for row in rows]
-
-
-def _record(project: int, row: Any, name: str, with_meta: bool) -> JobRecord:
-    sid, job_no, number, position, p0, p1, p2, p3, tags = row[:9]
-    positions = {}
-    if p0 is not None:
-        positions[State.PENDING] = p0
-    if p1 is not None:
-        positions[State.RUNNING] = p1
-    if p2 is not None:
-        positions[State.FINISHED] = p2
-    if p3 is not None:
-        positions[State.DELETED] = p3
-    state = jobs.BY_NUMBER[number]
-    return JobRecord(
-        JobKey(project, sid, job_no), name, state, position, positions,
-        orjson.loads(tags) if tags else None,
-        jobs.full_meta(orjson.loads(row[9]), project, name, state, positions)
-        if with_meta else None,
-    )
+    return [records.job_record(project, row, names[row[0]], row[9] if with_meta else None)
+            for row in rows]
 
 
 def count_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> int:
@@ -158,10 +137,7 @@ def stop_position(conn: sqlite3.Connection, key: JobKey, states: Sequence[State]
         " FROM jobs WHERE project_id = ? AND spider_id = ? AND job_no = ?",
         (key.project, key.spider, key.job),
     ).fetchone()
-    if row is None:
-        return None
-    entered = [row[int(s)] for s in states if row[int(s)] is not None]
-    return max(entered) if entered else None
+    return None if row is None else records.last_entered(row, states)
 
 
 def last_jobs(conn: sqlite3.Connection, project: int, spider: int | None) -> list[JobRecord]:
