@@ -16,8 +16,6 @@ from jobq.domain.records import JobUpdate, NewJob
 #: longest spider name, tag or botgroup name (characters)
 MAX_NAME = 255
 MAX_UNITS = 1000
-#: the databases store 64-bit integers; a larger cap means the same as this one
-MAX_INT = 2**63 - 1
 #: deepest nesting of stored JSON (orjson writes no deeper; it reads up to 1,024)
 MAX_DEPTH = 254
 
@@ -187,4 +185,11 @@ def max_running(value: Any) -> int | None:
         return None
     if not _is_int(value) or value < 0:
         raise errors.BadRequest("max_running: expected a non-negative integer or null")
-    return min(int(value), MAX_INT)
+    return min(int(value), jobs.MAX_INT)
+
+
+def window(count: int | None, max_count: int) -> int | None:
+    """A list's `count`: at most `max_count` rows (the server's setting)."""
+    if count is not None and count > max_count:
+        raise errors.BadRequest(f"count: at most {max_count}")
+    return count

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from jobq.domain import jobs
-from jobq.domain.jobs import State
+from jobq.domain.jobs import MAX_INT, State
 from jobq.domain.records import ListQuery
 
-#: the largest number the databases store (64-bit signed)
-MAX_INT = 2**63 - 1
 #: most per-queue branches of one statement; more spiders are filtered with `IN`
 MAX_BRANCHES = 64
 
