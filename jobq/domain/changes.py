@@ -37,6 +37,12 @@ class Change:
     tags_changed: bool = False
 
     @property
+    def moved_to(self) -> State | None:
+        """The queue the job moves to (None: it stays; a same-state update has no
+        position)."""
+        return self.state if self.position is not None else None
+
+    @property
     def stored_meta(self) -> str:
         return encode(jobs.stored_form(self.meta))
 

@@ -164,24 +164,25 @@ async def _store(
 ) -> None:
     """Write a job's change (`prev`, its state before, is needed in late-locking
     batches)."""
-    moving = change.state is not None and change.position is not None
+    moved_to = change.moved_to
     stored = change.stored_meta
     params: dict[str, Any] = {
         "meta": stored,
-        "state": int(change.state) if moving and change.state is not None else None,
+        "state": None if moved_to is None else int(moved_to),
         "tags_changed": change.tags_changed,
         "tags": change.stored_tags if change.tags_changed else None,
         "project": tx.project, "spider": spider, "job": job_no,
     }
+    position = None if moved_to is None else change.position
     if not tx.late:
-        params["position"] = change.position if moving else None
+        params["position"] = position
         await tx.conn.execute(Q.move_job, params)
         return
     assert prev is not None
-    new = change.state if moving and change.state is not None else prev
+    new = prev if moved_to is None else moved_to
     tx.running += (new is State.RUNNING) - (prev is State.RUNNING)
     tx.overlay[spider, job_no] = (int(new), stored)
-    tx.writes.append((Q.move_job_late, params, change.position if moving else None))
+    tx.writes.append((Q.move_job_late, params, position))
 
 
 async def start_job(tx: Tx, request: StartRequest, actor: str) -> Later | None:

@@ -163,9 +163,9 @@ def _store(conn: sqlite3.Connection, row_id: int, change: changes.Change) -> Non
     """Write a job's change: its metadata, and its state and tags when they change."""
     assignments = ["meta = ?"]
     values: list[Any] = [change.stored_meta]
-    if change.state is not None and change.position is not None:
-        assignments += ["state = ?", "position = ?", f"{_POSITION_COLUMN[change.state]} = ?"]
-        values += [int(change.state), change.position, change.position]
+    if (state := change.moved_to) is not None:
+        assignments += ["state = ?", "position = ?", f"{_POSITION_COLUMN[state]} = ?"]
+        values += [int(state), change.position, change.position]
     if change.tags_changed:
         assignments.append("tags = ?")
         values.append(change.stored_tags)
