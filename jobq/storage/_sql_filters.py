@@ -4,14 +4,15 @@ values, JSON). The filters themselves are decided in `jobq.domain.filters`."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any
 
 from jobq.domain.filters import Compare, KeyIn, MetaIn, Never, OneOf, Scan, Tagged, Term
 
 
-class Dialect:
-    """Collects the parameters of one statement while it is rendered."""
+class Dialect(abc.ABC):
+    """Renders one statement, collecting its parameters in order (`values`)."""
 
     #: a condition that matches nothing
     false = "false"
@@ -19,26 +20,29 @@ class Dialect:
     def __init__(self) -> None:
         self.values: list[Any] = []
 
+    @abc.abstractmethod
     def param(self, value: Any, column: str = "") -> str:
         """The placeholder of one parameter (`column` names its type where needed)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def one_of(self, values: Sequence[Any], kind: str) -> str:
         """`IN` a list of values (`kind`: "int" or "text")."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def key_in(self, pairs: Sequence[tuple[int, int]]) -> str:
-        raise NotImplementedError
+        """(spider, job) is one of `pairs`."""
 
+    @abc.abstractmethod
     def meta_in(self, field: str, values: Sequence[str]) -> str:
-        raise NotImplementedError
+        """The metadata field is a string, one of `values`."""
 
+    @abc.abstractmethod
     def limit(self, n: int | None) -> str:
-        raise NotImplementedError
+        """A LIMIT's value (None: no limit)."""
 
+    @abc.abstractmethod
     def branch(self, select: str) -> str:
         """One ordered, limited branch of a `UNION ALL`."""
-        raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------
 
