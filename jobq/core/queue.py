@@ -99,10 +99,7 @@ class JobQueue:
         self, who: Principal, project: int, params: dict[str, Any]
     ) -> dict[str, Any] | None:
         who.check_project(project)
-        params = validation.expect_object(params, "start parameters")
-        botgroup = params.get("botgroup")
-        if botgroup is not None:
-            validation.name(botgroup, "botgroup")
+        params, botgroup = validation.start_params(params)
         claimed = await self.storage.start_job(
             project, StartRequest(dict(params), botgroup), who.name
         )
@@ -160,9 +157,7 @@ class JobQueue:
                     f"stop: job {req.stop} was never in the listed queue(s)"
                     f" ({', '.join(s.label for s in req.states)})"
                 )
-        count = req.count
-        if count is not None and count > self.max_count:
-            raise errors.BadRequest(f"count: at most {self.max_count}")
+        count = validation.window(req.count, self.max_count)
         return ListQuery(
             states=tuple(dict.fromkeys(req.states)), spiders=spider_ids, has_tags=req.has_tags,
             lacks_tags=req.lacks_tags, keys=req.keys, startts=req.startts, endts=req.endts,
@@ -191,17 +186,15 @@ class JobQueue:
         req: ListRequest,
     ) -> list[dict[str, Any]]:
         who.check_project(project)
-        if req.count is None:
-            req.count = SUMMARY_COUNT
-        if req.count > self.max_count:
-            raise errors.BadRequest(f"count: at most {self.max_count}")
+        count = validation.window(SUMMARY_COUNT if req.count is None else req.count,
+                                  self.max_count)
         counts = await self.storage.state_counts(project, spider)
         now = now_ms()
         answer = []
         for queue in (state,) if state is not None else jobs.LISTABLE:
             query = ListQuery(
                 states=(queue,), spiders=None if spider is None else (spider,),
-                count=req.count, start=req.start, with_meta=req.jobmeta is not None,
+                count=count, start=req.start, with_meta=req.jobmeta is not None,
             )
             records = await self.storage.list_jobs(project, query)
             answer.append({
@@ -296,8 +289,7 @@ class JobQueue:
         self, who: Principal, project: int, fields: dict[str, Any], remove: Sequence[str] = ()
     ) -> None:
         who.check_project(project)
-        if "botgroups" in fields:
-            validation.botgroups_setting(fields["botgroups"])
+        validation.settings_fields(fields)
         await self.storage.update_settings(project, fields, remove)
 
     async def set_max_running(self, who: Principal, botgroup: str, value: Any) -> None:
@@ -307,4 +299,5 @@ class JobQueue:
 
     async def delete_botgroup(self, who: Principal, botgroup: str) -> None:
         who.check_admin()
+        validation.name(botgroup, "botgroup")
         await self.storage.delete_botgroup(botgroup)

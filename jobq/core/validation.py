@@ -16,8 +16,8 @@ from jobq.domain.records import JobUpdate, NewJob
 #: longest spider name, tag or botgroup name (characters)
 MAX_NAME = 255
 MAX_UNITS = 1000
-#: the databases store 64-bit integers; a larger cap means the same as this one
-MAX_INT = 2**63 - 1
+#: deepest nesting of stored JSON (orjson writes no deeper; it reads up to 1,024)
+MAX_DEPTH = 254
 
 
 def _is_int(value: Any) -> bool:
@@ -54,6 +54,42 @@ def no_nul(value: str, where: str) -> str:
     return value
 
 
+def stored_json(value: Any, where: str) -> None:
+    """Whatever a client stores (metadata, start parameters, settings) holds no NUL
+    character, in keys or values at any depth: PostgreSQL cannot read one back out of
+    JSON as text (`->>`), so a filter on the field would fail ever after."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # what JSON parsing took, storing it may not
+        raise errors.BadRequest(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
+    # fast path: orjson escapes NUL as \u0000, and a value without it has none
+    if b"\\u0000" not in encoded:
+        return
+    path = _nul_path(value)
+    if path is not None:
+        raise errors.BadRequest(f"{where}: {path} contains a NUL character")
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Where in `value` a NUL character is ("field", "field.sub[2]"), or None."""
+    if isinstance(value, str):
+        return (path or "value") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return f"a field name in {path}" if path else "a field name"
+            found = _nul_path(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def tags(value: Any, where: str) -> list[str] | None:
     if value is None:
         return None
@@ -79,11 +115,10 @@ def new_job(line: Any, where: str) -> NewJob:
     if not _is_int(units) or not 1 <= units <= MAX_UNITS:
         raise errors.BadRequest(f"{where}: units must be an integer from 1 to {MAX_UNITS}")
     job_tags = tags(fields.get("tags"), f"{where}: tags")
+    stored_json(fields, where)  # metadata and `unique` alike
     unique = fields.get("unique")
     if unique is not None and not isinstance(unique, str):
         unique = orjson.dumps(unique).decode()
-    if unique is not None:
-        no_nul(unique, f"{where}: unique")
     meta = {k: v for k, v in fields.items() if k not in ("state", "unique", "auth")}
     meta["priority"] = priority
     meta["units"] = units
@@ -104,6 +139,7 @@ def job_update(line: Any, where: str, project: int) -> JobUpdate:
     if "tags" in fields:
         tags(fields["tags"], f"{where}: tags")
     rest = {k: v for k, v in fields.items() if k not in ("key", "state")}
+    stored_json(rest, where)
     return JobUpdate(target, state, rest)
 
 
@@ -113,10 +149,28 @@ def in_project(key: JobKey | SpiderKey, project: int, where: str) -> None:
 
 
 def meta_fields(line: Any, where: str) -> dict[str, Any]:
+    """Fields a client merges into a job's metadata (metadata POST, startjob)."""
     fields = expect_object(line, where)
     if "tags" in fields:
         tags(fields["tags"], f"{where}: tags")
+    stored_json(fields, where)
     return fields
+
+
+def start_params(value: Any) -> tuple[dict[str, Any], str | None]:
+    """startjob's parameters, merged into the claimed job's metadata, and its botgroup."""
+    params = meta_fields(value, "start parameters")
+    botgroup = params.get("botgroup")
+    if botgroup is not None:
+        name(botgroup, "start parameters: botgroup")
+    return params, botgroup
+
+
+def settings_fields(fields: dict[str, Any]) -> None:
+    """Settings a client merges into a project's."""
+    if "botgroups" in fields:
+        botgroups_setting(fields["botgroups"])
+    stored_json(fields, "settings")
 
 
 def botgroups_setting(value: Any) -> None:
@@ -131,4 +185,11 @@ def max_running(value: Any) -> int | None:
         return None
     if not _is_int(value) or value < 0:
         raise errors.BadRequest("max_running: expected a non-negative integer or null")
-    return min(int(value), MAX_INT)
+    return min(int(value), jobs.MAX_INT)
+
+
+def window(count: int | None, max_count: int) -> int | None:
+    """A list's `count`: at most `max_count` rows (the server's setting)."""
+    if count is not None and count > max_count:
+        raise errors.BadRequest(f"count: at most {max_count}")
+    return count

@@ -35,6 +35,10 @@ from jobq import errors
 #: project before `ts` runs ahead of the clock (it never goes back).
 POSITION_SHIFT = 10
 
+#: the largest integer the databases store (64-bit signed): a larger count, start or cap
+#: means the same as this one
+MAX_INT = 2**63 - 1
+
 PRIORITY_MIN = 0
 PRIORITY_MAX = 4
 PRIORITY_DEFAULT = 2

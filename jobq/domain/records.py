@@ -3,9 +3,13 @@ a list query, a listed job, an API key. Values only."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
+from jobq.domain import jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
 
 
@@ -78,6 +82,43 @@ class JobRecord(NamedTuple):
     positions: dict[State, int]
     tags: list[str] | None
     meta: dict[str, Any] | None = None
+
+
+def entered_positions(columns: Sequence[int | None]) -> dict[State, int]:
+    """The position of each state a job entered, from its four position columns
+    (pending, running, finished, deleted). Written out: it runs once per listed row."""
+    p0, p1, p2, p3 = columns
+    positions = {}
+    if p0 is not None:
+        positions[State.PENDING] = p0
+    if p1 is not None:
+        positions[State.RUNNING] = p1
+    if p2 is not None:
+        positions[State.FINISHED] = p2
+    if p3 is not None:
+        positions[State.DELETED] = p3
+    return positions
+
+
+def last_entered(columns: Sequence[int | None], states: Sequence[State]) -> int | None:
+    """Where `stop` starts: the last position at which the job entered one of `states`."""
+    entered = entered_positions(columns)
+    found = [entered[s] for s in states if s in entered]
+    return max(found) if found else None
+
+
+def job_record(project: int, row: Sequence[Any], name: str, meta: str | None) -> JobRecord:
+    """A job as storage reads it: `row` is (spider id, job number, state, position, the
+    four position columns, tags as JSON); `meta`, the stored metadata, when asked for."""
+    positions = entered_positions(row[4:8])
+    state = jobs.BY_NUMBER[row[2]]
+    tags = row[8]
+    return JobRecord(
+        JobKey(project, row[0], row[1]), name, state, row[3], positions,
+        orjson.loads(tags) if tags else None,
+        None if meta is None else jobs.full_meta(orjson.loads(meta), project, name, state,
+                                                 positions),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ Each function runs inside a group-commit transaction of one project (see `_pg_ba
 which has already locked the project's row (`projects`, `FOR UPDATE` or the upsert that
 creates it) and holds it until COMMIT. Every write of a project, on every node, takes
 that lock first, so within a project the read-then-write steps below need no further
-locking and positions (`Tx.take`) are handed out in commit order. The rules (states,
-metadata fields) are `jobq.domain.jobs`'s, as in the SQLite backend (`_sqlite_tx`), which
-these functions mirror statement for statement where they can.
+locking and positions (`Tx.take`) are handed out in commit order. What each write does
+to a job is decided in `jobq.domain.changes`, for both backends: these functions read the
+rows, call it and store what it returns.
 
 `start_job` and `update` by job keys run in *late-locking* transactions instead (`Tx.late`,
 see `postgres.py`): the jobs they write are locked (`lock_jobs`, or the claim's `FOR
@@ -28,14 +28,10 @@ import orjson
 from psycopg import AsyncConnection, AsyncCursor
 
 from jobq import errors
-from jobq.domain import jobs
+from jobq.domain import changes, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobUpdate, NewJob, Pushed, StartRequest, Updated
 from jobq.storage._pg_sql import Q
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 @dataclass(slots=True)
@@ -140,64 +136,20 @@ async def push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
     if uniques:
         rows = await tx.all(Q.active_with_unique, {"project": project, "uniques": uniques})
         active = {u: JobKey(project, int(sid), int(no)) for u, sid, no in rows}
-    # first pass: which lines are refused (by an active job, or an earlier line)
-    dup_of: list[JobKey | int | None] = []  # a stored key, or the index of an earlier line
-    unique_line: dict[str, int] = {}
-    per_spider: dict[int, int] = {}
-    for index, job in enumerate(new_jobs):
-        if job.unique is not None:
-            earlier = unique_line.get(job.unique)
-            dup: JobKey | int | None = earlier if earlier is not None else active.get(job.unique)
-            if dup is not None:
-                dup_of.append(dup)
-                continue
-            if job.state in (State.PENDING, State.RUNNING):
-                unique_line[job.unique] = index
-        dup_of.append(None)
-        sid = ids[job.spider]
-        per_spider[sid] = per_spider.get(sid, 0) + 1
-    # job numbers: one range per spider, handed out in line order
-    next_no: dict[int, int] = {}
-    if per_spider:
+    plan = changes.plan_push(new_jobs, ids, active)
+    last_no: dict[int, int] = {}
+    if plan.per_spider:
         rows = await tx.all(Q.take_job_numbers, {
-            "project": project, "spiders": list(per_spider), "counts": list(per_spider.values()),
+            "project": project, "spiders": list(plan.per_spider),
+            "counts": list(plan.per_spider.values()),
         })
-        next_no = {int(sid): int(last) - per_spider[int(sid)] + 1 for sid, last in rows}
-    columns: dict[str, list[Any]] = {name: [] for name in (
-        "spider_id", "job_no", "state", "position", "p0", "p1", "p2", "p3", "priority",
-        "unique_key", "tags", "meta")}
-    keys: list[JobKey | None] = []
-    for job, dup in zip(new_jobs, dup_of, strict=True):
-        if dup is not None:
-            keys.append(None)
-            continue
-        sid = ids[job.spider]
-        job_no = next_no[sid]
-        next_no[sid] = job_no + 1
-        keys.append(JobKey(project, sid, job_no))
-        position = tx.take()
-        meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position),
-                              actor)
-        entry: list[int | None] = [None, None, None, None]
-        entry[job.state] = position
-        for name, value in (
-            ("spider_id", sid), ("job_no", job_no), ("state", int(job.state)),
-            ("position", position), ("p0", entry[0]), ("p1", entry[1]), ("p2", entry[2]),
-            ("p3", entry[3]), ("priority", job.priority), ("unique_key", job.unique),
-            ("tags", dumps(job.tags) if job.tags else None),
-            ("meta", dumps(jobs.stored_form(meta))),
-        ):
-            columns[name].append(value)
-    if columns["job_no"]:
-        await tx.conn.execute(Q.insert_jobs, {"project": project, **columns})
-    outcomes: list[Pushed] = []
-    for key, dup in zip(keys, dup_of, strict=True):
-        if key is not None:
-            outcomes.append(Pushed(key))
-        else:
-            earlier_key = keys[dup] if isinstance(dup, int) else dup
-            outcomes.append(Pushed(None, duplicate_of=earlier_key))
-    return outcomes
+        last_no = {int(sid): int(last) for sid, last in rows}
+    new_rows, answers = changes.new_rows(project, new_jobs, plan, ids, last_no, tx.take, actor)
+    if new_rows:
+        columns = zip(*new_rows, strict=True)  # one list of values per column
+        params = dict(zip(changes.NEW_ROW_COLUMNS, map(list, columns), strict=True))
+        await tx.conn.execute(Q.insert_jobs, {"project": project, **params})
+    return answers
 
 
 @dataclass(slots=True)
@@ -207,37 +159,30 @@ class Later:
     make: Callable[[int], Any]
 
 
-async def _move(
-    tx: Tx,
-    spider: int,
-    job_no: int,
-    meta: dict[str, Any],
-    state: State | None,
-    position: int | None,
-    tags_changed: bool,
-    prev: State | None = None,
+async def _store(
+    tx: Tx, spider: int, job_no: int, change: changes.Change, prev: State | None = None
 ) -> None:
-    """Write a job's new metadata, and its new state when `state` and `position` are given
-    (`prev`, its state before, is needed in late-locking batches)."""
-    moving = state is not None and position is not None
-    tags = jobs.tags_of(meta) if tags_changed else None
-    stored = dumps(jobs.stored_form(meta))
+    """Write a job's change (`prev`, its state before, is needed in late-locking
+    batches)."""
+    moved_to = change.moved_to
+    stored = change.stored_meta
     params: dict[str, Any] = {
         "meta": stored,
-        "state": int(state) if moving and state is not None else None,
-        "tags_changed": tags_changed,
-        "tags": dumps(tags) if tags else None,
+        "state": None if moved_to is None else int(moved_to),
+        "tags_changed": change.tags_changed,
+        "tags": change.stored_tags if change.tags_changed else None,
         "project": tx.project, "spider": spider, "job": job_no,
     }
+    position = None if moved_to is None else change.position
     if not tx.late:
-        params["position"] = position if moving else None
+        params["position"] = position
         await tx.conn.execute(Q.move_job, params)
         return
     assert prev is not None
-    new = state if moving and state is not None else prev
+    new = prev if moved_to is None else moved_to
     tx.running += (new is State.RUNNING) - (prev is State.RUNNING)
     tx.overlay[spider, job_no] = (int(new), stored)
-    tx.writes.append((Q.move_job_late, params, position if moving else None))
+    tx.writes.append((Q.move_job_late, params, position))
 
 
 async def start_job(tx: Tx, request: StartRequest, actor: str) -> Later | None:
@@ -249,18 +194,15 @@ async def start_job(tx: Tx, request: StartRequest, actor: str) -> Later | None:
     if row is None:
         return None
     sid, job_no, raw, pending_position, spider = int(row[0]), int(row[1]), row[2], row[3], row[4]
-    meta = orjson.loads(raw)
-    offset = tx.take()
-    jobs.merge_fields(meta, request.params)
-    meta["_shub_worker"] = request.params.get("worker", actor)
-    jobs.enter_state(meta, State.RUNNING, tx.ts(offset), actor)
-    await _move(tx, sid, job_no, meta, State.RUNNING, offset, "tags" in request.params,
-                prev=State.PENDING)
+    change = changes.claimed(orjson.loads(raw), request.params, tx.take, tx.ts, actor)
+    await _store(tx, sid, job_no, change, prev=State.PENDING)
     key = JobKey(tx.project, sid, job_no)
+    offset = change.position
+    assert offset is not None
 
     def answer(first: int) -> tuple[JobKey, dict[str, Any]]:
         entered = {State.PENDING: int(pending_position), State.RUNNING: first + offset}
-        return key, jobs.full_meta(meta, tx.project, spider, State.RUNNING, entered)
+        return key, jobs.full_meta(change.meta, tx.project, spider, State.RUNNING, entered)
 
     return Later(answer)
 
@@ -284,18 +226,10 @@ async def update(tx: Tx, updates: Sequence[JobUpdate], actor: str) -> list[Updat
         named = f"line {line}: job {upd.target}" if isinstance(upd.target, JobKey) else None
         for sid, job_no, state_no, raw in await _select_targets(tx, upd.target):
             prev = State(state_no)
-            target = jobs.update_target(prev, upd.state, named)
-            if target is None:
-                continue
-            meta = orjson.loads(raw)
-            jobs.merge_fields(meta, upd.fields)
-            position = None
-            if target is not prev:
-                position = tx.take()
-                jobs.enter_state(meta, target, tx.ts(position), actor)
-            await _move(tx, int(sid), int(job_no), meta, target, position,
-                        "tags" in upd.fields, prev=prev)
-            done.append(Updated(JobKey(tx.project, int(sid), int(job_no)), prev))
+            change = changes.updated(prev, upd, named, orjson.loads(raw), tx.take, tx.ts, actor)
+            if change is not None:
+                await _store(tx, int(sid), int(job_no), change, prev=prev)
+                done.append(Updated(JobKey(tx.project, int(sid), int(job_no)), prev))
     return done
 
 
@@ -310,12 +244,9 @@ async def cancel(
             rows += await tx.all(Q.active_job, {
                 "project": key.project, "spider": key.spider, "job": key.job})
     for sid, job_no, state_no, raw in rows:
-        meta = orjson.loads(raw)
-        state = State(state_no)
-        position = tx.take() if state is State.PENDING else None
-        ts = jobs.ts_of(position) if position is not None else tx.now_ms
-        new_state = jobs.cancel(meta, state, ts, actor)
-        await _move(tx, int(sid), int(job_no), meta, new_state, position, tags_changed=False)
+        change = changes.cancelled(orjson.loads(raw), State(state_no), tx.take, tx.ts,
+                                   tx.now_ms, actor)
+        await _store(tx, int(sid), int(job_no), change)
     return len(rows)
 
 
@@ -329,8 +260,7 @@ async def set_job_meta(tx: Tx, key: JobKey, fields: dict[str, Any]) -> bool:
     meta = await _load_meta(tx, key)
     if meta is None:
         return False
-    jobs.merge_fields(meta, fields)
-    await _move(tx, key.spider, key.job, meta, None, None, "tags" in fields)
+    await _store(tx, key.spider, key.job, changes.fields_set(meta, fields))
     return True
 
 
@@ -338,9 +268,9 @@ async def delete_job_meta_field(tx: Tx, key: JobKey, name: str) -> bool:
     meta = await _load_meta(tx, key)
     if meta is None:
         return False
-    if name not in jobs.SERVER_FIELDS and name in meta:
-        del meta[name]
-        await _move(tx, key.spider, key.job, meta, None, None, name == "tags")
+    change = changes.field_deleted(meta, name)
+    if change is not None:
+        await _store(tx, key.spider, key.job, change)
     return True
 
 
@@ -355,14 +285,10 @@ async def update_settings(
 ) -> None:
     row = await tx.one(Q.settings, {"project": tx.project})
     assert row is not None
-    settings = orjson.loads(row[0])
-    settings.update(fields)
-    for name in remove:
-        settings.pop(name, None)
-    await tx.conn.execute(Q.save_settings, {"project": tx.project, "settings": dumps(settings)})
-    if "botgroups" in fields or "botgroups" in remove:
+    stored, botgroups = changes.settings_merged(orjson.loads(row[0]), fields, remove)
+    await tx.conn.execute(Q.save_settings, {"project": tx.project, "settings": stored})
+    if botgroups is not None:
         await tx.conn.execute(Q.clear_project_botgroups, {"project": tx.project})
-        names = list(settings.get("botgroups") or ())
-        if names:
+        if botgroups:
             await tx.conn.execute(Q.add_project_botgroups,
-                                  {"project": tx.project, "botgroups": names})
+                                  {"project": tx.project, "botgroups": botgroups})

@@ -1,9 +1,7 @@
 """The read queries of the SQLite backend.
 
-A queue is read through the index (project_id, state, position) or, for one spider,
-(project_id, spider_id, state, position). A list over several queues (or spiders) is
-one `UNION ALL` of per-index scans, each already in position order and limited, so it
-costs the rows it returns rather than the jobs stored.
+What a list or count reads is decided in `jobq.domain.filters`; `SqliteDialect` renders
+it (see `_sql_filters`).
 """
 
 from __future__ import annotations
@@ -13,11 +11,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
-from jobq.domain import jobs
+from jobq.domain import filters, records
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import JobRecord, ListQuery
+from jobq.storage._sql_filters import Dialect
 
 _COLUMNS = (
     "j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,"
@@ -25,82 +22,42 @@ _COLUMNS = (
 )
 
 
-def _filters(project: int, query: ListQuery) -> tuple[list[str], list[Any]]:
-    """WHERE terms shared by every branch (all but state and spider)."""
-    terms: list[str] = []
-    args: list[Any] = []
-    if query.after_position is not None:
-        terms.append("j.position > ?")
-        args.append(query.after_position)
-    if query.startts is not None:
-        terms.append("j.position >= ?")
-        args.append(jobs.position_floor(query.startts))
-    if query.endts is not None:
-        terms.append("j.position < ?")
-        args.append(jobs.position_floor(query.endts))
-    if query.keys is not None:
-        pairs = [(k.spider, k.job) for k in query.keys if k.project == project]
-        if not pairs:
-            terms.append("0")
-        else:
-            terms.append(
-                "(j.spider_id, j.job_no) IN (VALUES " + ", ".join(["(?, ?)"] * len(pairs)) + ")"
-            )
-            args.extend(v for pair in pairs for v in pair)
-    for tags, negate in ((query.has_tags, ""), (query.lacks_tags, "NOT ")):
-        if tags:
-            terms.append(
-                f"{negate}EXISTS (SELECT 1 FROM job_tags t WHERE t.project_id = j.project_id"
-                f" AND t.tag IN ({', '.join('?' * len(tags))})"
-                " AND t.spider_id = j.spider_id AND t.job_no = j.job_no)"
-            )
-            args.extend(tags)
-    if query.close_reasons:
-        marks = ", ".join("?" * len(query.close_reasons))
-        terms.append(f"json_extract(j.meta, '$.close_reason') IN ({marks})")
-        args.extend(query.close_reasons)
-    return terms, args
+class SqliteDialect(Dialect):
+    false = "0"
 
+    def param(self, value: Any, column: str = "") -> str:
+        self.values.append(value)
+        return "?"
 
-def _branches(project: int, query: ListQuery) -> list[tuple[str, list[Any]]]:
-    """One (WHERE, args) per queue scanned: each state, times each spider if filtered."""
-    spiders: Sequence[int | None] = query.spiders if query.spiders is not None else (None,)
-    branches = []
-    for state in query.states:
-        for spider in spiders:
-            terms = ["j.project_id = ?", "j.state = ?"]
-            args: list[Any] = [project, int(state)]
-            if spider is not None:
-                terms.append("j.spider_id = ?")
-                args.append(spider)
-            branches.append((terms, args))
-    shared_terms, shared_args = _filters(project, query)
-    return [(" AND ".join(t + shared_terms), a + shared_args) for t, a in branches]
+    def one_of(self, values: Sequence[Any], kind: str) -> str:
+        self.values.extend(values)
+        return f"IN ({', '.join('?' * len(values))})"
+
+    def key_in(self, pairs: Sequence[tuple[int, int]]) -> str:
+        self.values.extend(v for pair in pairs for v in pair)
+        return "(j.spider_id, j.job_no) IN (VALUES " + ", ".join(["(?, ?)"] * len(pairs)) + ")"
+
+    def meta_in(self, field: str, values: Sequence[str]) -> str:
+        # only a string matches: json_extract would give an array or object as its text
+        # (placeholders are numbered in the order they are rendered)
+        where = f"json_type(j.meta, {self.param(f'$.{field}')}) = 'text'"
+        return where + f" AND json_extract(j.meta, {self.param(f'$.{field}')}) " + self.one_of(
+            values, "text")
+
+    def limit(self, n: int | None) -> str:
+        return self.param(-1 if n is None else n)
+
+    def branch(self, select: str) -> str:
+        return f"SELECT * FROM ({select})"
 
 
 def list_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> list[JobRecord]:
-    branches = _branches(project, query)
-    if not branches or query.count == 0:
+    scan = filters.scan(project, query)
+    if scan is None:
         return []
-    columns = _COLUMNS + (", j.meta" if query.with_meta else "")
-    source = "FROM jobs j"
-    limit = -1 if query.count is None else query.count
-    if len(branches) == 1:
-        where, args = branches[0]
-        sql = f"SELECT {columns} {source} WHERE {where} ORDER BY j.position DESC LIMIT ? OFFSET ?"
-        args = [*args, limit, query.start]
-    else:
-        inner_limit = -1 if query.count is None else query.count + query.start
-        parts, args = [], []
-        for where, branch_args in branches:
-            parts.append(
-                f"SELECT * FROM (SELECT {columns} {source} WHERE {where}"
-                " ORDER BY j.position DESC LIMIT ?)"
-            )
-            args += [*branch_args, inner_limit]
-        sql = " UNION ALL ".join(parts) + " ORDER BY 4 DESC LIMIT ? OFFSET ?"
-        args += [limit, query.start]
-    return _records(conn, project, conn.execute(sql, args).fetchall(), query.with_meta)
+    dialect = SqliteDialect()
+    sql = dialect.list_sql(scan, _COLUMNS + (", j.meta" if query.with_meta else ""), "FROM jobs j")
+    return _records(conn, project, conn.execute(sql, dialect.values).fetchall(), query.with_meta)
 
 
 def _records(
@@ -116,27 +73,8 @@ def _records(
             f"SELECT spider_id, name FROM spiders WHERE project_id = ? AND spider_id IN ({marks})",
             (project, *sids),
         ).fetchall())
-    return [_record(project, row, names[row[0]], with_meta) for row in rows]
-
-
-def _record(project: int, row: Any, name: str, with_meta: bool) -> JobRecord:
-    sid, job_no, number, position, p0, p1, p2, p3, tags = row[:9]
-    positions = {}
-    if p0 is not None:
-        positions[State.PENDING] = p0
-    if p1 is not None:
-        positions[State.RUNNING] = p1
-    if p2 is not None:
-        positions[State.FINISHED] = p2
-    if p3 is not None:
-        positions[State.DELETED] = p3
-    state = jobs.BY_NUMBER[number]
-    return JobRecord(
-        JobKey(project, sid, job_no), name, state, position, positions,
-        orjson.loads(tags) if tags else None,
-        jobs.full_meta(orjson.loads(row[9]), project, name, state, positions)
-        if with_meta else None,
-    )
+    return [records.job_record(project, row, names[row[0]], row[9] if with_meta else None)
+            for row in rows]
 
 
 def count_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> int:
@@ -153,31 +91,31 @@ def _count(
 ) -> int:
     """Jobs matching `query` that also have one of `any_of` (when given)."""
     driving, also = (query.has_tags, any_of) if query.has_tags else (any_of, ())
+    if not driving and not filters.row_terms(project, query):
+        counts = state_counts_for(conn, project, query.spiders)
+        return sum(counts.get(s, 0) for s in query.states)
+    scan = filters.scan(project, dataclasses.replace(query, has_tags=(), count=None)
+                        if driving else query)
+    if scan is None:
+        return 0
+    d = SqliteDialect()
     if not driving:
-        if not _filters(project, query)[0]:
-            counts = state_counts_for(conn, project, query.spiders)
-            return sum(counts.get(s, 0) for s in query.states)
-        return sum(
-            conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0]
-            for where, args in _branches(project, query)
-        )
+        return int(conn.execute(d.count_sql(scan), d.values).fetchone()[0])
     # with tags, start from the tag index (CROSS JOIN keeps that order): the cost is the
     # jobs having the tag, not the jobs in the queue
-    tagged = (f"SELECT DISTINCT spider_id, job_no FROM job_tags WHERE project_id = ?"
-              f" AND tag IN ({', '.join('?' * len(driving))})")
-    extra, extra_args = "", []
-    if also:
-        extra = (" AND (j.spider_id, j.job_no) IN (SELECT spider_id, job_no FROM job_tags"
-                 f" WHERE project_id = ? AND tag IN ({', '.join('?' * len(also))}))")
-        extra_args = [project, *also]
-    rest = dataclasses.replace(query, has_tags=())
-    total = 0
-    for where, args in _branches(project, rest):
-        sql = (f"SELECT COUNT(*) FROM ({tagged}) t CROSS JOIN jobs j"
-               " ON j.project_id = ? AND j.spider_id = t.spider_id AND j.job_no = t.job_no"
-               f" WHERE {where}{extra}")
-        total += conn.execute(sql, [project, *driving, project, *args, *extra_args]).fetchone()[0]
-    return int(total)
+    parts = []
+    for branch in scan.branches:
+        tagged = (f"SELECT DISTINCT spider_id, job_no FROM job_tags"
+                  f" WHERE project_id = {d.param(project)} AND tag {d.one_of(driving, 'text')}")
+        join = (f"j.project_id = {d.param(project)} AND j.spider_id = t.spider_id"
+                " AND j.job_no = t.job_no")
+        where = d.where(scan.where(branch))
+        if also:
+            where += (" AND (j.spider_id, j.job_no) IN (SELECT spider_id, job_no FROM job_tags"
+                      f" WHERE project_id = {d.param(project)} AND tag {d.one_of(also, 'text')})")
+        parts.append(f"(SELECT COUNT(*) FROM ({tagged}) t CROSS JOIN jobs j ON {join}"
+                     f" WHERE {where})")
+    return int(conn.execute("SELECT " + " + ".join(parts), d.values).fetchone()[0])
 
 
 def state_counts_for(
@@ -199,10 +137,7 @@ def stop_position(conn: sqlite3.Connection, key: JobKey, states: Sequence[State]
         " FROM jobs WHERE project_id = ? AND spider_id = ? AND job_no = ?",
         (key.project, key.spider, key.job),
     ).fetchone()
-    if row is None:
-        return None
-    entered = [row[int(s)] for s in states if row[int(s)] is not None]
-    return max(entered) if entered else None
+    return None if row is None else records.last_entered(row, states)
 
 
 def last_jobs(conn: sqlite3.Connection, project: int, spider: int | None) -> list[JobRecord]:

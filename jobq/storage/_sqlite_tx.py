@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from jobq.domain import jobs
+from jobq.domain import changes, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobUpdate, NewJob, Pushed, StartRequest, Updated
 
@@ -26,10 +26,6 @@ _POSITION_COLUMN = {
     State.FINISHED: "finished_position",
     State.DELETED: "deleted_position",
 }
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class Positions:
@@ -83,86 +79,55 @@ def spider_id(conn: sqlite3.Connection, project: int, name: str, create: bool) -
     return int(new_id)
 
 
-def _active_with_unique(conn: sqlite3.Connection, project: int, unique: str) -> JobKey | None:
-    row = conn.execute(
-        "SELECT spider_id, job_no FROM jobs"
-        " WHERE project_id = ? AND unique_key = ? AND state IN (0, 1)",
-        (project, unique),
-    ).fetchone()
-    return JobKey(project, row[0], row[1]) if row else None
+def _active_with_unique(
+    conn: sqlite3.Connection, project: int, uniques: Sequence[str]
+) -> dict[str, JobKey]:
+    found: dict[str, JobKey] = {}
+    for start in range(0, len(uniques), 500):  # within SQLite's parameters per statement
+        chunk = uniques[start:start + 500]
+        found.update(
+            (unique, JobKey(project, sid, no)) for unique, sid, no in conn.execute(
+                "SELECT unique_key, spider_id, job_no FROM jobs WHERE project_id = ?"
+                f" AND unique_key IN ({', '.join('?' * len(chunk))}) AND state IN (0, 1)",
+                (project, *chunk),
+            )
+        )
+    return found
 
 
 def push(
     conn: sqlite3.Connection, project: int, new_jobs: Sequence[NewJob], actor: str, now_ms: int
 ) -> list[Pushed]:
     spider_ids: dict[str, int] = {}
-    # first pass: which lines are accepted (a duplicate `unique` refers to an earlier job)
-    accepted: list[int] = []
-    duplicates: dict[int, JobKey | int] = {}  # line -> active job, or earlier line of this push
-    active_unique: dict[str, int] = {}
-    for index, job in enumerate(new_jobs):
+    for job in new_jobs:
         if job.spider not in spider_ids:
             spider_ids[job.spider] = spider_id(conn, project, job.spider, create=True) or 0
-        if job.unique is not None:
-            earlier = active_unique.get(job.unique)
-            dup = earlier if earlier is not None else _active_with_unique(conn, project, job.unique)
-            if dup is not None:
-                duplicates[index] = dup
-                continue
-            if job.state in (State.PENDING, State.RUNNING):
-                active_unique[job.unique] = index
-        accepted.append(index)
-    # job numbers: one range per spider, handed out in line order
-    per_spider = Counter(spider_ids[new_jobs[i].spider] for i in accepted)
-    next_no = {}
-    for sid, n in per_spider.items():
-        (last,) = conn.execute(
+    uniques = list(dict.fromkeys(j.unique for j in new_jobs if j.unique is not None))
+    plan = changes.plan_push(new_jobs, spider_ids, _active_with_unique(conn, project, uniques))
+    last_no = {}
+    for sid, n in plan.per_spider.items():
+        (last_no[sid],) = conn.execute(
             "UPDATE spiders SET last_job_no = last_job_no + ?"
             " WHERE project_id = ? AND spider_id = ? RETURNING last_job_no",
             (n, project, sid),
         ).fetchone()
-        next_no[sid] = last - n + 1
     positions = Positions(conn, project, now_ms)
-    keys: dict[int, JobKey] = {}
-    rows: list[tuple[Any, ...]] = []
-    counts: Counter[tuple[int, int]] = Counter()
-    for index in accepted:
-        job = new_jobs[index]
-        sid = spider_ids[job.spider]
-        job_no = next_no[sid]
-        next_no[sid] = job_no + 1
-        keys[index] = JobKey(project, sid, job_no)
-        position = positions.take()
-        meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position), actor)
-        entry: list[int | None] = [None, None, None, None]
-        entry[job.state] = position
-        state = int(job.state)
-        counts[sid, state] += 1
-        rows.append(
-            (project, sid, job_no, state, position, *entry, job.priority, job.unique,
-             dumps(job.tags) if job.tags else None, dumps(jobs.stored_form(meta)))
-        )
+    rows, answers = changes.new_rows(project, new_jobs, plan, spider_ids, last_no,
+                                     positions.take, actor)
     conn.executemany(
-        "INSERT INTO jobs (project_id, spider_id, job_no, state, position, pending_position,"
-        " running_position, finished_position, deleted_position, priority, unique_key, tags, meta)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        f"INSERT INTO jobs (project_id, {', '.join(changes.NEW_ROW_COLUMNS)})"
+        f" VALUES (?, {', '.join('?' * len(changes.NEW_ROW_COLUMNS))})",
+        [(project, *row) for row in rows],
     )
     # inserts bypass the count triggers: one upsert per (spider, state) instead of per job
+    counts = Counter((row[0], row[2]) for row in rows)
     conn.executemany(
         "INSERT INTO state_counts (project_id, spider_id, state, n) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (project_id, spider_id, state) DO UPDATE SET n = n + excluded.n",
         [(project, sid, state, n) for (sid, state), n in counts.items()],
     )
     positions.save()
-    outcomes = []
-    for index in range(len(new_jobs)):
-        dup = duplicates.get(index)
-        if dup is None:
-            outcomes.append(Pushed(keys[index]))
-        else:
-            outcomes.append(Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int) else dup))
-    return outcomes
+    return answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,24 +159,16 @@ class PushOp:
         return results
 
 
-def _move(
-    conn: sqlite3.Connection,
-    row_id: int,
-    meta: dict[str, Any],
-    state: State | None,
-    position: int | None,
-    tags_changed: bool,
-) -> None:
-    """Write a job's new metadata, and its new state when `state` is given."""
+def _store(conn: sqlite3.Connection, row_id: int, change: changes.Change) -> None:
+    """Write a job's change: its metadata, and its state and tags when they change."""
     assignments = ["meta = ?"]
-    values: list[Any] = [dumps(jobs.stored_form(meta))]
-    if state is not None and position is not None:
+    values: list[Any] = [change.stored_meta]
+    if (state := change.moved_to) is not None:
         assignments += ["state = ?", "position = ?", f"{_POSITION_COLUMN[state]} = ?"]
-        values += [int(state), position, position]
-    if tags_changed:
-        tags = jobs.tags_of(meta)
+        values += [int(state), change.position, change.position]
+    if change.tags_changed:
         assignments.append("tags = ?")
-        values.append(dumps(tags) if tags else None)
+        values.append(change.stored_tags)
     values.append(row_id)
     conn.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", values)
 
@@ -251,20 +208,17 @@ def start_job(
     if row is None:
         return None
     row_id, sid, job_no, raw, pending_position = row
-    meta = orjson.loads(raw)
     positions = Positions(conn, project, now_ms)
-    position = positions.take()
-    jobs.merge_fields(meta, request.params)
-    meta["_shub_worker"] = request.params.get("worker", actor)
-    jobs.enter_state(meta, State.RUNNING, jobs.ts_of(position), actor)
-    _move(conn, row_id, meta, State.RUNNING, position, "tags" in request.params)
+    change = changes.claimed(orjson.loads(raw), request.params, positions.take, jobs.ts_of,
+                             actor)
+    _store(conn, row_id, change)
     positions.save()
     (spider,) = conn.execute(
         "SELECT name FROM spiders WHERE project_id = ? AND spider_id = ?", (project, sid)
     ).fetchone()
-    entered = {State.PENDING: pending_position, State.RUNNING: position}
-    return JobKey(project, sid, job_no), jobs.full_meta(meta, project, spider, State.RUNNING,
-                                                        entered)
+    entered = {State.PENDING: pending_position, State.RUNNING: change.position}
+    return JobKey(project, sid, job_no), jobs.full_meta(change.meta, project, spider,
+                                                        State.RUNNING, entered)
 
 
 def _select_targets(
@@ -297,17 +251,11 @@ def update(
         named = f"line {line}: job {upd.target}" if isinstance(upd.target, JobKey) else None
         for row_id, sid, job_no, state_no, raw in _select_targets(conn, upd.target):
             prev = State(state_no)
-            target = jobs.update_target(prev, upd.state, named)
-            if target is None:
-                continue
-            meta = orjson.loads(raw)
-            jobs.merge_fields(meta, upd.fields)
-            position = None
-            if target is not prev:
-                position = positions.take()
-                jobs.enter_state(meta, target, jobs.ts_of(position), actor)
-            _move(conn, row_id, meta, target, position, "tags" in upd.fields)
-            done.append(Updated(JobKey(project, sid, job_no), prev))
+            change = changes.updated(prev, upd, named, orjson.loads(raw), positions.take,
+                                     jobs.ts_of, actor)
+            if change is not None:
+                _store(conn, row_id, change)
+                done.append(Updated(JobKey(project, sid, job_no), prev))
     positions.save()
     return done
 
@@ -336,12 +284,8 @@ def cancel(
             ).fetchall()
     positions = Positions(conn, project, now_ms)
     for row_id, state_no, raw in rows:
-        meta = orjson.loads(raw)
-        state = State(state_no)
-        position = positions.take() if state is State.PENDING else None
-        ts = jobs.ts_of(position) if position is not None else now_ms
-        new_state = jobs.cancel(meta, state, ts, actor)
-        _move(conn, row_id, meta, new_state, position, tags_changed=False)
+        _store(conn, row_id, changes.cancelled(orjson.loads(raw), State(state_no),
+                                               positions.take, jobs.ts_of, now_ms, actor))
     positions.save()
     return len(rows)
 
@@ -360,8 +304,7 @@ def set_job_meta(conn: sqlite3.Connection, key: JobKey, fields: dict[str, Any]) 
     if found is None:
         return False
     row_id, meta = found
-    jobs.merge_fields(meta, fields)
-    _move(conn, row_id, meta, None, None, "tags" in fields)
+    _store(conn, row_id, changes.fields_set(meta, fields))
     return True
 
 
@@ -370,9 +313,9 @@ def delete_job_meta_field(conn: sqlite3.Connection, key: JobKey, name: str) -> b
     if found is None:
         return False
     row_id, meta = found
-    if name not in jobs.SERVER_FIELDS and name in meta:
-        del meta[name]
-        _move(conn, row_id, meta, None, None, name == "tags")
+    change = changes.field_deleted(meta, name)
+    if change is not None:
+        _store(conn, row_id, change)
     return True
 
 
@@ -392,16 +335,11 @@ def update_settings(
     (raw,) = conn.execute(
         "SELECT settings FROM projects WHERE project_id = ?", (project,)
     ).fetchone()
-    settings = orjson.loads(raw)
-    settings.update(fields)
-    for name in remove:
-        settings.pop(name, None)
-    conn.execute(
-        "UPDATE projects SET settings = ? WHERE project_id = ?", (dumps(settings), project)
-    )
-    if "botgroups" in fields or "botgroups" in remove:
+    stored, botgroups = changes.settings_merged(orjson.loads(raw), fields, remove)
+    conn.execute("UPDATE projects SET settings = ? WHERE project_id = ?", (stored, project))
+    if botgroups is not None:
         conn.execute("DELETE FROM project_botgroups WHERE project_id = ?", (project,))
         conn.executemany(
-            "INSERT OR IGNORE INTO project_botgroups (project_id, botgroup) VALUES (?, ?)",
-            [(project, name) for name in settings.get("botgroups") or ()],
+            "INSERT INTO project_botgroups (project_id, botgroup) VALUES (?, ?)",
+            [(project, name) for name in botgroups],
         )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from jobq import errors
-from jobq.domain import jobs
+from jobq.domain import filters, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobUpdate, ListQuery, NewJob, StartRequest
 from jobq.storage.base import Storage
@@ -343,3 +343,31 @@ async def test_concurrent_writes_keep_counts_and_queues_consistent(storage: Stor
         assert len(listed) == counts.get(state, 0), state
     assert counts[State.FINISHED] == 4 and counts[State.RUNNING] == 5
     assert counts[State.PENDING] == 22 - 4 - 5 - 1 and counts[State.DELETED] == 1
+
+
+async def test_spider_filters_read_alike_as_branches_and_as_one_set(storage: Storage) -> None:
+    """A spider filter is read as one branch per queue and spider, or, beyond
+    `filters.MAX_BRANCHES`, as one spider set per queue: both give the rows of a plain
+    scan, newest first, with the same window (also one that overflows 64 bits)."""
+    n = filters.MAX_BRANCHES + 6
+    lines = [new(f"s{i}", state=State(i % 3)) for i in range(n)]
+    lines += [new(f"s{i}", state=State.FINISHED) for i in range(0, n, 4)]
+    created = await push(storage, *lines)
+    state_of = {str(k): line.state for k, line in zip(created, lines, strict=True)}
+    positions = {str(r.key): r.position for r in await storage.list_jobs(P, ListQuery(
+        states=jobs.LISTABLE, count=None))}
+    for states, spiders, as_set in [((State.PENDING,), n - 1, True), (jobs.LISTABLE, 3, False),
+                                    (jobs.LISTABLE, n - 1, True), ((State.FINISHED,), 20, False)]:
+        ids = tuple(range(1, spiders + 1))
+        assert (len(states) * len(ids) > filters.MAX_BRANCHES) is as_set
+        wanted = sorted((str(k) for k in created
+                         if k.spider in ids and state_of[str(k)] in states),
+                        key=lambda k: -positions[k])
+        assert wanted
+        for count, start in [(None, 0), (5, 3), (1000, 2**63 - 1), (2**63 - 1, 1)]:
+            window = wanted[start:] if count is None else wanted[start:start + count]
+            assert await keys(storage, states=states, spiders=ids, count=count,
+                              start=start) == window
+        for query in (ListQuery(states=states, spiders=ids, count=None),
+                      ListQuery(states=states, spiders=ids, count=None, startts=1)):
+            assert await storage.count_jobs(P, query) == len(wanted)

@@ -81,9 +81,9 @@ INSERT INTO jobs (project_id, spider_id, job_no, state, position, pending_positi
     running_position, finished_position, deleted_position, priority, unique_key, tags, meta)
 SELECT %(project)s, * FROM unnest(
     %(spider_id)s::bigint[], %(job_no)s::bigint[], %(state)s::smallint[],
-    %(position)s::bigint[], %(p0)s::bigint[], %(p1)s::bigint[], %(p2)s::bigint[],
-    %(p3)s::bigint[], %(priority)s::smallint[], %(unique_key)s::text[], %(tags)s::text[],
-    %(meta)s::text[]);
+    %(position)s::bigint[], %(pending_position)s::bigint[], %(running_position)s::bigint[],
+    %(finished_position)s::bigint[], %(deleted_position)s::bigint[], %(priority)s::smallint[],
+    %(unique_key)s::text[], %(tags)s::text[], %(meta)s::text[]);
 
 -- name: claim_job
 -- startjob's claim: the next pending job (highest priority, then oldest), locked for

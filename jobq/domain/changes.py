@@ -1,0 +1,190 @@
+"""What each write does to a job, decided once for both backends: the backends read the
+rows, call these and store what they return (`Change`, `NewRow`), nothing more.
+
+Positions come from the backend (`take`: the next position of the project, handed out
+under its write lock) and so do their times (`ts_of`: PostgreSQL's late-locking batches
+learn a position only at commit and pass the time of now instead; see `_pg_tx`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from jobq.domain import jobs
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import JobUpdate, NewJob, Pushed
+
+Take = Callable[[], int]
+TimeOf = Callable[[int], int]
+
+
+def encode(value: Any) -> str:
+    """JSON as stored (metadata, tags, settings)."""
+    return orjson.dumps(value).decode()
+
+
+@dataclass(slots=True)
+class Change:
+    """A job's new metadata; with `state`, also the queue it moves to at `position`."""
+
+    meta: dict[str, Any]
+    state: State | None = None
+    position: int | None = None
+    tags_changed: bool = False
+
+    @property
+    def moved_to(self) -> State | None:
+        """The queue the job moves to (None: it stays; a same-state update has no
+        position)."""
+        return self.state if self.position is not None else None
+
+    @property
+    def stored_meta(self) -> str:
+        return encode(jobs.stored_form(self.meta))
+
+    @property
+    def stored_tags(self) -> str | None:
+        """The tags column when `tags_changed` (None: no tags)."""
+        tags = jobs.tags_of(self.meta)
+        return encode(tags) if tags else None
+
+
+# -- push ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PushPlan:
+    """Which lines of a push are created: `refused[i]` is None for a line created, else
+    the active job with its `unique` value (a key) or the earlier line (its index)."""
+
+    refused: list[JobKey | int | None]
+    #: lines created per spider id
+    per_spider: dict[int, int]
+
+
+def plan_push(
+    new_jobs: Sequence[NewJob], spider_ids: Mapping[str, int], active: Mapping[str, JobKey]
+) -> PushPlan:
+    """`active`: the active (pending or running) jobs of the project by `unique` value."""
+    refused: list[JobKey | int | None] = []
+    unique_line: dict[str, int] = {}
+    per_spider: dict[int, int] = {}
+    for index, job in enumerate(new_jobs):
+        if job.unique is not None:
+            earlier = unique_line.get(job.unique)
+            dup = earlier if earlier is not None else active.get(job.unique)
+            if dup is not None:
+                refused.append(dup)
+                continue
+            if job.state in (State.PENDING, State.RUNNING):
+                unique_line[job.unique] = index
+        refused.append(None)
+        sid = spider_ids[job.spider]
+        per_spider[sid] = per_spider.get(sid, 0) + 1
+    return PushPlan(refused, per_spider)
+
+
+#: the columns of a new job's row, in `NewRow.values` order
+NEW_ROW_COLUMNS = ("spider_id", "job_no", "state", "position", "pending_position",
+                   "running_position", "finished_position", "deleted_position", "priority",
+                   "unique_key", "tags", "meta")
+
+
+def new_rows(
+    project: int, new_jobs: Sequence[NewJob], plan: PushPlan, spider_ids: Mapping[str, int],
+    last_no: Mapping[int, int], take: Take, actor: str,
+) -> tuple[list[tuple[Any, ...]], list[Pushed]]:
+    """The rows a push inserts (`NEW_ROW_COLUMNS`) and the answer of each line, given the
+    last job number each spider had reserved for this push (`plan.per_spider` numbers)."""
+    next_no = {sid: last_no[sid] - n + 1 for sid, n in plan.per_spider.items()}
+    rows: list[tuple[Any, ...]] = []
+    keys: list[JobKey | None] = []
+    for job, dup in zip(new_jobs, plan.refused, strict=True):
+        if dup is not None:
+            keys.append(None)
+            continue
+        sid = spider_ids[job.spider]
+        job_no = next_no[sid]
+        next_no[sid] = job_no + 1
+        keys.append(JobKey(project, sid, job_no))
+        position = take()
+        meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position),
+                              actor)
+        entered: list[int | None] = [None, None, None, None]
+        entered[job.state] = position
+        rows.append((sid, job_no, int(job.state), position, *entered, job.priority,
+                     job.unique, encode(job.tags) if job.tags else None,
+                     encode(jobs.stored_form(meta))))
+    answers = [
+        Pushed(key) if key is not None
+        else Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int) else dup)
+        for key, dup in zip(keys, plan.refused, strict=True)
+    ]
+    return rows, answers
+
+
+# -- state changes and metadata ----------------------------------------------------------
+
+
+def claimed(meta: dict[str, Any], params: dict[str, Any], take: Take, ts_of: TimeOf,
+            actor: str) -> Change:
+    """startjob's claim of a pending job: merge its parameters, move it to running."""
+    position = take()
+    jobs.merge_fields(meta, params)
+    meta["_shub_worker"] = params.get("worker", actor)
+    jobs.enter_state(meta, State.RUNNING, ts_of(position), actor)
+    return Change(meta, State.RUNNING, position, "tags" in params)
+
+
+def updated(prev: State, update: JobUpdate, named: str | None, meta: dict[str, Any],
+            take: Take, ts_of: TimeOf, actor: str) -> Change | None:
+    """One job of an update line (`named`: the line, when it names the job by its key);
+    None when the job is skipped (see `jobs.update_target`)."""
+    target = jobs.update_target(prev, update.state, named)
+    if target is None:
+        return None
+    jobs.merge_fields(meta, update.fields)
+    change = Change(meta, target, None, "tags" in update.fields)
+    if target is not prev:
+        change.position = take()
+        jobs.enter_state(meta, target, ts_of(change.position), actor)
+    return change
+
+
+def cancelled(meta: dict[str, Any], state: State, take: Take, ts_of: TimeOf, now_ms: int,
+              actor: str) -> Change:
+    """A cancelled job: a pending one finishes, a running one records the request."""
+    position = take() if state is State.PENDING else None
+    ts = ts_of(position) if position is not None else now_ms
+    return Change(meta, jobs.cancel(meta, state, ts, actor), position)
+
+
+def fields_set(meta: dict[str, Any], fields: dict[str, Any]) -> Change:
+    jobs.merge_fields(meta, fields)
+    return Change(meta, tags_changed="tags" in fields)
+
+
+def field_deleted(meta: dict[str, Any], name: str) -> Change | None:
+    """None when there is nothing to write (no such field, or the server's own)."""
+    if name in jobs.SERVER_FIELDS or name not in meta:
+        return None
+    del meta[name]
+    return Change(meta, tags_changed=name == "tags")
+
+
+def settings_merged(
+    settings: dict[str, Any], fields: dict[str, Any], remove: Sequence[str]
+) -> tuple[str, list[str] | None]:
+    """The project's new settings (as stored) and, when the `botgroups` setting was
+    written, the botgroups the project is now in."""
+    settings.update(fields)
+    for name in remove:
+        settings.pop(name, None)
+    botgroups = None
+    if "botgroups" in fields or "botgroups" in remove:
+        botgroups = list(dict.fromkeys(settings.get("botgroups") or ()))
+    return encode(settings), botgroups
