@@ -4,6 +4,7 @@ signed with a secret kept out of the database, and survive a rotation of the sec
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -119,12 +120,17 @@ def test_a_secret_from_a_file_signs_tokens_that_expire(db_url: str, tmp_path: Pa
 def test_a_short_secret_is_refused_at_start(db_url: str, tmp_path: Path) -> None:
     secret_file = tmp_path / "token-secret"
     secret_file.write_text("short\n")
-    done = subprocess.run(
+    by_file = subprocess.run(
         [*jobq_command(), "serve", "--db", db_url, "--token-secret-file", str(secret_file)],
         capture_output=True, text=True, timeout=60,
     )
-    assert done.returncode == 2
-    assert "shorter than 32 characters" in done.stderr
+    by_env = subprocess.run(
+        [*jobq_command(), "serve", "--db", db_url], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "JOBQ_TOKEN_SECRET": "short"},
+    )
+    assert by_file.returncode == by_env.returncode == 2
+    assert "shorter than 32 characters" in by_file.stderr
+    assert "JOBQ_TOKEN_SECRET: token secret on line 1 is shorter" in by_env.stderr
 
 
 def test_rotating_the_secret_keeps_handed_out_tokens_working(
