@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -97,6 +97,14 @@ def test_incremental_sync_under_concurrent_finishes_misses_nothing(server: Serve
     assert set(seen) == set(keys), f"{len(set(keys) - set(seen))} jobs missed"
 
 
+def _check_running(futures: list[Future[None]]) -> None:
+    """Raise what failed in a thread; a thread that ended by itself is a failure too."""
+    for future in futures:
+        if future.done():
+            future.result()
+            raise AssertionError("a thread stopped before the server was killed")
+
+
 @pytest.mark.slow
 def test_kill_9_while_pushing_loses_no_acknowledged_job(db_url: str, tmp_path: Path) -> None:
     server = Server(db=db_url, log=tmp_path / "server.log").start()
@@ -116,13 +124,15 @@ def test_kill_9_while_pushing_loses_no_acknowledged_job(db_url: str, tmp_path: P
 
     with ThreadPoolExecutor(6) as pool:
         producers = [pool.submit(producer) for _ in range(6)]
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < 200:  # kill in the middle of the pushes
-            assert not any(p.done() for p in producers), [p.result() for p in producers]
-            assert time.monotonic() < deadline, f"only {len(acknowledged)} jobs pushed in 60s"
-            time.sleep(0.01)
-        server.kill()
-        stop.set()
+        try:
+            deadline = time.monotonic() + 60
+            while len(acknowledged) < 200:  # kill in the middle of the pushes
+                _check_running(producers)
+                assert time.monotonic() < deadline, f"only {len(acknowledged)} pushed in 60s"
+                time.sleep(0.01)
+        finally:
+            server.kill()
+            stop.set()
         for p in producers:
             p.result(timeout=10)
     assert len(acknowledged) >= 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -90,6 +90,14 @@ def _check(server: Server, ack: Acknowledged) -> None:
                 assert meta["state"] == state and f"{state}_time" in meta
 
 
+def _check_running(futures: list[Future[None]]) -> None:
+    """Raise what failed in a thread; a thread that ended by itself is a failure too."""
+    for future in futures:
+        if future.done():
+            future.result()
+            raise AssertionError("a thread stopped before the server was killed")
+
+
 @pytest.mark.slow
 def test_three_kill_9_in_a_row_lose_nothing(db_url: str, tmp_path: Path) -> None:
     server = Server(db=db_url, log=tmp_path / "server.log")
@@ -101,13 +109,15 @@ def test_three_kill_9_in_a_row_lose_nothing(db_url: str, tmp_path: Path) -> None
             # futures, not bare threads: a failed assertion in one fails the test
             running = [pool.submit(target, server.url, server.admin_key, ack, stop)
                        for target in (_producer, _producer, _producer, _worker, _worker, _worker)]
-            deadline = time.monotonic() + 60
-            while len(ack.pushed) < 150 * round_no or len(ack.finished) < 20 * round_no:
-                assert not any(f.done() for f in running), [f.result() for f in running]
-                assert time.monotonic() < deadline, "too little work done in 60s"
-                time.sleep(0.01)
-            server.kill()  # in the middle of pushes, claims and finishes
-            stop.set()
+            try:
+                deadline = time.monotonic() + 60
+                while len(ack.pushed) < 150 * round_no or len(ack.finished) < 20 * round_no:
+                    _check_running(running)
+                    assert time.monotonic() < deadline, "too little work done in 60s"
+                    time.sleep(0.01)
+            finally:
+                server.kill()  # in the middle of pushes, claims and finishes
+                stop.set()
             for future in running:
                 future.result(timeout=10)
         server.start()
