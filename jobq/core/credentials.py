@@ -241,6 +241,20 @@ async def rotate_secret(
     return name, stale
 
 
+async def job_tokens(
+    storage: Storage, given: Sequence[str], lifetime: float, clock: Clock = SYSTEM
+) -> JobTokens:
+    """Job tokens signed with the secrets given to the server, else with those kept in the
+    database (re-read now and then: a rotation reaches every node)."""
+    if given:
+        return JobTokens(given, clock, lifetime)
+
+    async def reload() -> list[str]:
+        return await stored_secrets(storage)
+
+    return JobTokens(await reload(), clock, lifetime, reload)
+
+
 class Authenticator:
     """Turns the credentials of a request into a `Principal`, or raises `Unauthorized`."""
 

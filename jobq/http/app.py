@@ -34,18 +34,6 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
     return secret
 
 
-async def job_tokens(storage: Storage, settings: Settings, clock: Clock) -> credentials.JobTokens:
-    """Job tokens signed with the secrets given to the server, else with those kept in the
-    database (re-read now and then: `jobq keys rotate-token-secret` reaches every node)."""
-    if settings.token_secrets:
-        return credentials.JobTokens(settings.token_secrets, clock, settings.token_lifetime)
-
-    async def reload() -> list[str]:
-        return await credentials.stored_secrets(storage)
-
-    return credentials.JobTokens(await reload(), clock, settings.token_lifetime, reload)
-
-
 def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,7 +43,9 @@ def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> S
             if new_admin_key is not None:
                 print(f"jobq: created the admin key {new_admin_key} (shown only this once)",
                       flush=True)
-            tokens = await job_tokens(storage, settings, clock)
+            tokens = await credentials.job_tokens(
+                storage, settings.token_secrets, settings.token_lifetime, clock
+            )
             app.state.settings = settings
             app.state.authenticator = credentials.Authenticator(
                 storage, tokens, settings.admin_keys, clock
