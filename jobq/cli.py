@@ -27,6 +27,11 @@ from jobq.storage.base import Storage
 
 T = TypeVar("T")
 
+token_lifetime_option = click.option(
+    "--token-lifetime", envvar="JOBQ_TOKEN_LIFETIME", show_envvar=True,
+    default=credentials.DEFAULT_TOKEN_LIFETIME, show_default=True, type=click.IntRange(60),
+    help="Seconds a job token works (a worker's heartbeat renews it).",
+)
 db_option = click.option(
     "--db", envvar="JOBQ_DB", show_envvar=True, default=DEFAULT_URL, show_default=True,
     help="Database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB.",
@@ -69,6 +74,16 @@ def main() -> None:
 @click.option("--body-timeout", envvar="JOBQ_BODY_TIMEOUT", show_envvar=True, default=30.0,
               show_default=True, type=click.FloatRange(0.1),
               help="Seconds to wait for each part of a request body (408 past it).")
+@click.option("--token-secret-file", envvar="JOBQ_TOKEN_SECRET_FILE", show_envvar=True,
+              type=click.Path(exists=True, dir_okay=False), default=None,
+              help="File of job-token signing secrets, one a line, the signing one first"
+                   " (or the secret itself in JOBQ_TOKEN_SECRET). Without either they are"
+                   " kept in the database.")
+@click.option("--token-secret", envvar="JOBQ_TOKEN_SECRET", hidden=True, default=None)
+@token_lifetime_option
+@click.option("--metrics-key", envvar="JOBQ_METRICS_KEY", show_envvar=True, default=None,
+              help="A key /metrics asks for (bearer token or API key); without one"
+                   " /metrics is open.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -77,7 +92,9 @@ def main() -> None:
               help="json: one JSON object a line, with the request id.")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
-          body_timeout: float, log_level: str, log_format: str) -> None:
+          body_timeout: float, token_secret_file: str | None, token_secret: str | None,
+          token_lifetime: int, metrics_key: str | None, log_level: str,
+          log_format: str) -> None:
     """Run the server in the foreground."""
     import uvicorn
 
@@ -87,7 +104,8 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         db=db, host=host, port=port, admin_keys=(admin_key,) if admin_key else (),
         sqlite_synchronous=sqlite_synchronous.upper(), pool_size=pool_size,
         max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
-        body_timeout=body_timeout,
+        body_timeout=body_timeout, token_secrets=_token_secrets(token_secret_file, token_secret),
+        token_lifetime=token_lifetime, metrics_key=metrics_key or None,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)
@@ -98,6 +116,20 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=30, log_config=None)
+
+
+def _token_secrets(path: str | None, value: str | None) -> tuple[str, ...]:
+    try:
+        if path is not None:
+            with open(path, encoding="utf-8") as file:
+                return tuple(credentials.parse_secrets(file.read(), path))
+        if value:
+            return tuple(credentials.parse_secrets(value, "JOBQ_TOKEN_SECRET"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read the token secret file: {exc}") from None
+    except errors.JobqError as exc:
+        raise click.UsageError(exc.message) from None
+    return ()
 
 
 def _storage(settings: Settings) -> Storage:
@@ -218,6 +250,22 @@ def keys_revoke(db: str, key_id: int) -> None:
     if not _with_storage(db, lambda s: s.revoke_api_key(key_id)):
         raise click.ClickException(f"no live key with id {key_id}")
     click.echo(f"revoked key {key_id}")
+
+
+@keys.command("rotate-token-secret")
+@db_option
+@token_lifetime_option
+def keys_rotate_token_secret(db: str, token_lifetime: int) -> None:
+    """Sign job tokens with a new secret from now on. Tokens signed with an older one work
+    until they expire; secrets no unexpired token can use are forgotten. (Servers given
+    --token-secret-file or JOBQ_TOKEN_SECRET do not read these: edit that instead.)"""
+    name, forgotten = _with_storage(
+        db, lambda s: credentials.rotate_secret(s, lifetime=token_lifetime)
+    )
+    click.echo(f"new token secret {name}; servers sign with it within"
+               f" {credentials.SECRET_REFRESH_SECONDS:.0f} seconds")
+    for old in forgotten:
+        click.echo(f"forgot {old}")
 
 
 def _iso(ms: int | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobq.core.credentials import DEFAULT_TOKEN_LIFETIME
 from jobq.storage import DEFAULT_URL
 
 
@@ -29,6 +30,13 @@ class Settings:
     rate_burst: int = 100
     #: seconds to wait for each part of a request body before answering 408
     body_timeout: float = 30.0
+    #: job-token signing secrets, newest first, from --token-secret-file or
+    #: JOBQ_TOKEN_SECRET (empty: kept in the database); never shown in reprs
+    token_secrets: tuple[str, ...] = ()
+    #: seconds a job token is good for (workers' heartbeats renew it)
+    token_lifetime: float = DEFAULT_TOKEN_LIFETIME
+    #: when set, /metrics asks for it (bearer token, or as the API key)
+    metrics_key: str | None = None
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

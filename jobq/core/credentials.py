@@ -2,20 +2,28 @@
 
 API keys are long random strings, stored as their SHA-256 (a slow hash buys nothing
 against 192 random bits). Job tokens are JWTs signed with a server secret, whose
-audience `job:<jobkey>` makes each good for one job only.
+audience `job:<jobkey>` makes each good for one job only, and whose `exp` ends them:
+a leaked token stops working when it expires or when its job is deleted.
+
+Signing secrets form a list, newest first: the newest signs, every one verifies (the
+token's `kid` header names the secret), so rotating the secret leaves the tokens
+already handed out working until they expire.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import math
 import secrets
-import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import jwt
 
 from jobq import errors
+from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey
 from jobq.storage.base import Storage
 
@@ -23,7 +31,19 @@ KEY_PREFIX = "jq_"
 #: how long a key lookup is trusted before asking the database again (seconds):
 #: a revoked key stops working on every node within this time
 KEY_CACHE_SECONDS = 2.0
+#: the first signing secret in the database; each rotation adds `job-token-key@<ms>`
 TOKEN_SECRET_NAME = "job-token-key"
+#: default lifetime of a job token (seconds). A Scrapy Cloud job may run for days and the
+#: official client never asks for a new token, so a token must outlive a long crawl;
+#: workers that heartbeat get a fresh one with each answer. A week bounds what a leaked
+#: token of a live job can do; a deleted job's token stops at once anyway.
+DEFAULT_TOKEN_LIFETIME = 7 * 24 * 3600
+#: how often a server re-reads the stored secrets, so that a rotation made with
+#: `jobq keys rotate-token-secret` starts signing on every node (seconds)
+SECRET_REFRESH_SECONDS = 60.0
+#: shortest acceptable secret given by file or environment (characters): HS256 wants a
+#: key of at least 32 bytes (RFC 7518, 3.2)
+MIN_SECRET_LENGTH = 32
 ADMIN = "admin"
 
 
@@ -34,6 +54,10 @@ def new_api_key() -> str:
 
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,31 +92,179 @@ class Principal:
         return self.is_admin or (self.job is None and self.project == project)
 
 
-class JobTokens:
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
+def _kid(secret: str) -> str:
+    """Names a secret in a token header without revealing it."""
+    return hashlib.sha256(b"jobq-kid:" + secret.encode()).hexdigest()[:16]
 
-    def issue(self, key: JobKey) -> str:
+
+def parse_secrets(text: str, source: str) -> list[str]:
+    """Signing secrets given by file or environment: one a line, the newest (the one that
+    signs) first."""
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    if not found:
+        raise errors.JobqError(f"{source} holds no token secret")
+    short = [i for i, s in enumerate(found, 1) if len(s) < MIN_SECRET_LENGTH]
+    if short:
+        raise errors.JobqError(
+            f"{source}: token secret on line {short[0]} is shorter than"
+            f" {MIN_SECRET_LENGTH} characters"
+        )
+    return found
+
+
+SecretSource = Callable[[], Awaitable[list[str]]]
+
+
+class JobTokens:
+    """Issues and checks job tokens. `secrets` (one, or a list newest first) sign and
+    verify them; `reload`, when given, reads them again (from the database) so that
+    rotations reach a running server."""
+
+    def __init__(
+        self, secrets: str | Sequence[str], clock: Clock = SYSTEM,
+        lifetime: float = DEFAULT_TOKEN_LIFETIME, reload: SecretSource | None = None,
+    ) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self._reload = reload
+        self._loaded_at = clock.monotonic()
+        self.use(secrets)
+
+    def use(self, secrets: str | Sequence[str]) -> None:
+        if isinstance(secrets, str):  # one secret, not a list of one-letter ones
+            secrets = [secrets]
+        if not secrets:
+            raise errors.JobqError("no job-token secret")
+        self._signing = secrets[0]
+        self._by_kid = {_kid(s): s for s in secrets}
+
+    def issue(self, key: JobKey, lifetime: float | None = None) -> str:
+        """A token for `key`'s job, good for `lifetime` seconds (default: the server's)."""
+        now = self.clock.now_ms() // 1000
+        seconds = self.lifetime if lifetime is None else lifetime
         return jwt.encode(
-            {"aud": f"job:{key}", "sub": str(key), "iat": int(time.time())},
-            self._secret,
+            {"aud": f"job:{key}", "sub": str(key), "iat": now, "exp": now + math.ceil(seconds)},
+            self._signing,
             algorithm="HS256",
+            headers={"kid": _kid(self._signing)},
         )
 
     def verify(self, key: JobKey, token: str) -> bool:
+        """True for an unexpired token of `key`'s job signed with a known secret."""
         try:
-            jwt.decode(token, self._secret, algorithms=["HS256"], audience=f"job:{key}")
+            kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError:
             return False
-        return True
+        if kid is None:  # made before tokens named their secret
+            candidates = list(self._by_kid.values())
+        elif isinstance(kid, str) and kid in self._by_kid:
+            candidates = [self._by_kid[kid]]
+        else:
+            return False
+        for secret in candidates:
+            try:
+                claims = jwt.decode(
+                    token, secret, algorithms=["HS256"], audience=f"job:{key}",
+                    # expiry is checked below against the injected clock
+                    options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+                )
+            except jwt.InvalidTokenError:
+                continue
+            return self._unexpired(claims)
+        return False
+
+    def _unexpired(self, claims: dict[str, object]) -> bool:
+        exp = claims.get("exp")
+        if not isinstance(exp, int):
+            # tokens made before they carried an expiry end a lifetime after they were made
+            iat = claims.get("iat")
+            if not isinstance(iat, int):
+                return False
+            exp = iat + math.ceil(self.lifetime)
+        return self.clock.now_ms() < exp * 1000
+
+    def knows_signer(self, token: str) -> bool:
+        """Whether the secret a token names is one of ours (else a reload may find it)."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            return True
+        return kid is None or kid in self._by_kid
+
+    async def refresh(self, force: bool = False) -> None:
+        """Read the secrets again when SECRET_REFRESH_SECONDS have passed (or, with
+        `force`, a second has: an unknown signer asks for it, and must not make every
+        request hit the database)."""
+        if self._reload is None:
+            return
+        age = self.clock.monotonic() - self._loaded_at
+        if age < (1.0 if force else SECRET_REFRESH_SECONDS):
+            return
+        self._loaded_at = self.clock.monotonic()
+        self.use(await self._reload())
+
+
+# -- secrets stored in the database ---------------------------------------------------------
+
+
+def _created_ms(name: str) -> int:
+    """When a stored secret was made: rotations carry it in their name (`NAME@ms`)."""
+    _, _, stamp = name.partition("@")
+    return int(stamp) if stamp.isdigit() else 0
+
+
+async def stored_secrets(storage: Storage) -> list[str]:
+    """The signing secrets kept in the database, newest first; the first start makes one."""
+    found = await storage.secrets_named(TOKEN_SECRET_NAME)
+    if not found:
+        value = await storage.get_or_create_secret(TOKEN_SECRET_NAME, new_secret())
+        return [value]
+    return [found[n] for n in sorted(found, key=_created_ms, reverse=True)]
+
+
+async def rotate_secret(
+    storage: Storage, clock: Clock = SYSTEM, lifetime: float = DEFAULT_TOKEN_LIFETIME
+) -> tuple[str, list[str]]:
+    """Add a new signing secret; forget the old ones no unexpired token can be signed
+    with (superseded longer than a token lifetime plus a refresh ago). Returns the new
+    secret's name and the names forgotten."""
+    await stored_secrets(storage)  # the first secret, if there is none yet
+    now = clock.now_ms()
+    name = f"{TOKEN_SECRET_NAME}@{now}"
+    await storage.get_or_create_secret(name, new_secret())
+    by_age = sorted(await storage.secrets_named(TOKEN_SECRET_NAME), key=_created_ms)
+    horizon = now - round((lifetime + SECRET_REFRESH_SECONDS) * 1000)
+    stale = [old for old, newer in itertools.pairwise(by_age)
+             if _created_ms(newer) < horizon]
+    if stale:
+        await storage.delete_secrets(stale)
+    return name, stale
+
+
+async def job_tokens(
+    storage: Storage, given: Sequence[str], lifetime: float, clock: Clock = SYSTEM
+) -> JobTokens:
+    """Job tokens signed with the secrets given to the server, else with those kept in the
+    database (re-read now and then: a rotation reaches every node)."""
+    if given:
+        return JobTokens(given, clock, lifetime)
+
+    async def reload() -> list[str]:
+        return await stored_secrets(storage)
+
+    return JobTokens(await reload(), clock, lifetime, reload)
 
 
 class Authenticator:
     """Turns the credentials of a request into a `Principal`, or raises `Unauthorized`."""
 
-    def __init__(self, storage: Storage, tokens: JobTokens, admin_keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, storage: Storage, tokens: JobTokens, admin_keys: tuple[str, ...],
+        clock: Clock = SYSTEM,
+    ) -> None:
         self._storage = storage
         self.tokens = tokens
+        self._clock = clock
         self._admin_hashes = tuple(hash_key(k) for k in admin_keys if k)
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
@@ -100,23 +272,30 @@ class Authenticator:
         if not user:
             raise errors.Unauthorized()
         if password:
-            return self._job_principal(user, password)
+            return await self._job_principal(user, password)
         return await self._key_principal(user)
 
-    def _job_principal(self, user: str, token: str) -> Principal:
+    async def _job_principal(self, user: str, token: str) -> Principal:
         try:
             key = JobKey.parse(user)
         except errors.BadRequest:
             raise errors.Unauthorized() from None
+        await self.tokens.refresh()
+        if not self.tokens.knows_signer(token):
+            await self.tokens.refresh(force=True)
         if not self.tokens.verify(key, token):
             raise errors.Unauthorized()
+        # a token reaches its job only while the job is there: one primary-key read
+        meta = await self._storage.get_job_meta(key)
+        if meta is None or meta.get("state") == "deleted":
+            raise errors.Unauthorized(f"job {key} was deleted: its token no longer works")
         return Principal(name=str(key), project=key.project, job=key)
 
     async def _key_principal(self, secret: str) -> Principal:
         digest = hash_key(secret)
         if any(hmac.compare_digest(digest, admin) for admin in self._admin_hashes):
             return Principal(name=ADMIN, is_admin=True)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             principal = cached[1]

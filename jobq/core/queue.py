@@ -3,7 +3,6 @@ storage, shape the answers. Nothing here knows HTTP or SQL."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from jobq import errors
 from jobq.core import validation
 from jobq.core.credentials import JobTokens, Principal
 from jobq.domain import jobs
+from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import JobRecord, ListQuery, StartRequest
 from jobq.storage.base import Storage
@@ -23,7 +23,7 @@ LIST_COUNT = 1000
 
 
 def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return SYSTEM.now_ms()
 
 
 @dataclass(slots=True)
@@ -72,10 +72,14 @@ _TIME_FIELDS = dict(jobs.TIME_FIELD)
 
 
 class JobQueue:
-    def __init__(self, storage: Storage, tokens: JobTokens, max_count: int) -> None:
+    def __init__(
+        self, storage: Storage, tokens: JobTokens, max_count: int, clock: Clock = SYSTEM
+    ) -> None:
         self.storage = storage
         self.tokens = tokens
         self.max_count = max_count
+        #: `elapsed` of listed jobs is measured on this clock
+        self.clock = clock
 
     # -- writes ------------------------------------------------------------------------
 
@@ -172,7 +176,7 @@ class JobQueue:
         if req.count is None:
             req.count = LIST_COUNT
         query = await self._query(project, req)
-        now = now_ms()
+        now = self.clock.now_ms()
         records = await self.storage.list_jobs(project, query)
         return [render_row(r, now, req.jobmeta) for r in records]
 
@@ -189,7 +193,7 @@ class JobQueue:
         count = validation.window(SUMMARY_COUNT if req.count is None else req.count,
                                   self.max_count)
         counts = await self.storage.state_counts(project, spider)
-        now = now_ms()
+        now = self.clock.now_ms()
         answer = []
         for queue in (state,) if state is not None else jobs.LISTABLE:
             query = ListQuery(
@@ -213,7 +217,7 @@ class JobQueue:
             with_meta=True,
         )
         found = {r.key: r for r in await self.storage.list_jobs(project, query)}
-        now = now_ms()
+        now = self.clock.now_ms()
         return [render_row(found[k], now, tuple(jobmeta)) for k in keys if k in found]
 
     async def last_jobs(
@@ -223,7 +227,7 @@ class JobQueue:
         """The newest job of each spider, one row per spider in spider id order; the client
         pages them with `startafter` (a spider or job key), `start` and `count`."""
         who.check_project(project)
-        now = now_ms()
+        now = self.clock.now_ms()
         records = [r for r in await self.storage.last_jobs(project, spider)
                    if r.key.spider > after_spider]
         records = records[start:] if count is None else records[start:start + count]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -13,6 +12,7 @@ from starlette.middleware import Middleware
 from jobq.config import Settings
 from jobq.core import credentials
 from jobq.core.queue import JobQueue
+from jobq.domain.clock import SYSTEM, Clock
 from jobq.http import errors as http_errors
 from jobq.http.middleware import RequestContext
 from jobq.http.routes import ROUTES
@@ -34,7 +34,7 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
     return secret
 
 
-def create_app(settings: Settings, storage: Storage) -> Starlette:
+def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await storage.open()
@@ -43,16 +43,15 @@ def create_app(settings: Settings, storage: Storage) -> Starlette:
             if new_admin_key is not None:
                 print(f"jobq: created the admin key {new_admin_key} (shown only this once)",
                       flush=True)
-            signing_key = await storage.get_or_create_secret(
-                credentials.TOKEN_SECRET_NAME, secrets.token_urlsafe(32)
+            tokens = await credentials.job_tokens(
+                storage, settings.token_secrets, settings.token_lifetime, clock
             )
-            tokens = credentials.JobTokens(signing_key)
             app.state.settings = settings
             app.state.authenticator = credentials.Authenticator(
-                storage, tokens, settings.admin_keys
+                storage, tokens, settings.admin_keys, clock
             )
             instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
-            app.state.queue = JobQueue(instrumented, tokens, settings.max_count)
+            app.state.queue = JobQueue(instrumented, tokens, settings.max_count, clock)
             yield
         finally:
             await storage.close()

@@ -448,7 +448,7 @@ def _build_paths() -> dict[str, Schema]:
         "/metrics": path_item([], get=operation(
             "metrics", "Prometheus metrics", "server",
             {"200": ok("the Prometheus text exposition format", {TEXT: _ANY_TEXT})},
-            errors=["503"], public=True,
+            errors=["401", "503"], public=True,  # 401: the server has a --metrics-key
         )),
         # -- the queues
         "/jobq/{pid}/list": path_item(["pid"], get=operation(

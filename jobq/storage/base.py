@@ -183,3 +183,19 @@ class Storage(abc.ABC):
     async def get_or_create_secret(self, name: str, value: str) -> str:
         """A server secret (e.g. the job-token signing key): the stored one, or
         `value` stored now if there was none."""
+
+    # -- token secrets and metrics (tokens engineer) ------------------------------------------
+
+    @abc.abstractmethod
+    async def secrets_named(self, prefix: str) -> dict[str, str]:
+        """Every stored secret whose name is `prefix` or starts with `prefix@`, by name."""
+
+    @abc.abstractmethod
+    async def delete_secrets(self, names: Sequence[str]) -> None:
+        """Forget the given secrets (names not stored are ignored)."""
+
+    @abc.abstractmethod
+    async def queue_depths(self, max_projects: int) -> dict[int, dict[State, int]]:
+        """Jobs in each listable state (pending, running, finished) of the first
+        `max_projects` projects (lowest ids), from the maintained counts, in one query.
+        Projects without jobs are left out."""

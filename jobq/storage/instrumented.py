@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobq import errors, metrics
-from jobq.domain.jobs import State
-from jobq.domain.records import JobUpdate, Pushed, Updated
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import JobUpdate, ListQuery, Pushed, Updated
 
 
 def _finished(updates: Sequence[JobUpdate], done: Sequence[Updated]) -> int:
@@ -39,6 +39,22 @@ class InstrumentedStorage:
 
     def __init__(self, inner: object) -> None:
         self._inner = inner
+        self._cancel = _timed("cancel", getattr(inner, "cancel"))  # noqa: B009
+
+    async def cancel(
+        self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
+    ) -> int:
+        """Cancelling a pending job finishes it: count those. `cancel` answers how many
+        were pending *or running*, so for named jobs count the pending ones first (a job
+        claimed between the two reads is counted when its worker finishes it, too: rare
+        enough for a metric)."""
+        pending: int | None = None
+        if keys is not None:
+            query = ListQuery(states=(State.PENDING,), keys=tuple(keys), count=None)
+            pending = await self.count_jobs(project, query)
+        cancelled: int = await self._cancel(project, keys, limit, actor)
+        metrics.JOBS_FINISHED.inc(cancelled if pending is None else min(pending, cancelled))
+        return cancelled
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)

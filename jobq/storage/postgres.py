@@ -90,7 +90,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -103,6 +102,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobq import errors
 from jobq.domain import jobs
+from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import (
     ApiKey,
@@ -148,10 +148,6 @@ SESSION_OPTIONS = {
     # jobq's tables live in a schema of their own (see `_pg_schema`)
     "search_path": _pg_schema.SCHEMA,
 }
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Broken(Exception):
@@ -215,12 +211,17 @@ def describe(url: str) -> str:
 class PostgresStorage(Storage):
     """Jobs in the PostgreSQL database at `url`, through `pool_size` connections."""
 
-    def __init__(self, url: str, pool_size: int = 10, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock = SYSTEM,
+    ) -> None:
         if pool_size < 1:
             raise errors.JobqError("pool_size must be at least 1")
         self.url = url
         self.pool_size = pool_size
         self.timeout = timeout
+        #: the time positions and key dates are taken from (a ManualClock in tests)
+        self._clock = clock
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._writer = GroupCommit(self._run_batch, max_concurrent=max(1, pool_size // 2))
         #: committed spider ids by project and name (spiders are never renamed or removed)
@@ -229,6 +230,9 @@ class PostgresStorage(Storage):
         #: set when getting a connection timed out, cleared by the next success: while
         #: the database is out of reach requests wait DOWN_TIMEOUT, not `timeout`
         self._down = False
+
+    def _now_ms(self) -> int:
+        return self._clock.now_ms()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -431,7 +435,7 @@ class PostgresStorage(Storage):
                     await conn.execute(Q.lock_botgroups, {"project": project})
             row = await cursor.fetchone()
             last = int(row[0]) if row is not None else None
-            tx_ = tx.Tx(conn, project, _now_ms(), last, self._spiders.get(project, {}))
+            tx_ = tx.Tx(conn, project, self._now_ms(), last, self._spiders.get(project, {}))
             results = await self._run_ops(conn, tx_, ops)
         except BaseException as exc:
             await self._abort(conn, exc)
@@ -469,7 +473,7 @@ class PostgresStorage(Storage):
         """A late-locking batch (see the module docstring): lock and read the jobs, work
         out every write, then lock the project row, take the positions, write and
         commit in one round trip."""
-        tx_ = tx.Tx(conn, project, _now_ms(), None, self._spiders.get(project, {}),
+        tx_ = tx.Tx(conn, project, self._now_ms(), None, self._spiders.get(project, {}),
                     late=True)
         keys = sorted({key for op in ops for key in op.keys})
         try:
@@ -694,7 +698,7 @@ class PostgresStorage(Storage):
     # -- credentials ----------------------------------------------------------------------
 
     async def create_api_key(self, key_hash: str, name: str, project: int | None) -> ApiKey:
-        created = _now_ms()
+        created = self._now_ms()
 
         async def insert(conn: AsyncConnection[Any]) -> ApiKey:
             cursor = await conn.execute(Q.create_api_key, {
@@ -713,10 +717,37 @@ class PostgresStorage(Storage):
         return [ApiKey(*row) for row in await self._fetchall(Q.list_api_keys)]
 
     async def revoke_api_key(self, key_id: int) -> bool:
-        return await self._execute(Q.revoke_api_key, {"now": _now_ms(), "key_id": key_id}) > 0
+        return await self._execute(Q.revoke_api_key, {"now": self._now_ms(), "key_id": key_id}) > 0
 
     async def get_or_create_secret(self, name: str, value: str) -> str:
         await self._execute(Q.insert_secret, {"name": name, "value": value})
         row = await self._fetchone(Q.secret, {"name": name})
         assert row is not None
         return str(row[0])
+
+    # -- token secrets and metrics (tokens engineer) ------------------------------------------
+
+    async def secrets_named(self, prefix: str) -> dict[str, str]:
+        rows = await self._fetchall(
+            "SELECT name, value FROM secrets WHERE name = %(prefix)s"
+            " OR left(name, %(n)s) = %(prefix)s || '@'",
+            {"prefix": prefix, "n": len(prefix) + 1},
+        )
+        return {str(name): str(value) for name, value in rows}
+
+    async def delete_secrets(self, names: Sequence[str]) -> None:
+        await self._execute("DELETE FROM secrets WHERE name = ANY(%(names)s::text[])",
+                            {"names": list(names)})
+
+    async def queue_depths(self, max_projects: int) -> dict[int, dict[State, int]]:
+        rows = await self._fetchall(
+            "SELECT project_id, state, SUM(n)::bigint FROM state_counts"
+            " WHERE state < 3 AND project_id IN (SELECT DISTINCT project_id"
+            " FROM state_counts ORDER BY project_id LIMIT %(limit)s)"
+            " GROUP BY project_id, state",
+            {"limit": max_projects},
+        )
+        found: dict[int, dict[State, int]] = {}
+        for project, state, n in rows:
+            found.setdefault(int(project), {})[State(state)] = int(n)
+        return found

@@ -22,7 +22,6 @@ import functools
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -32,6 +31,7 @@ from typing import Any, TypeVar
 import orjson
 
 from jobq import errors
+from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import (
     ApiKey,
@@ -63,10 +63,6 @@ UNMARKED_TABLES = frozenset({"projects", "spiders", "jobs", "state_counts", "api
                              "secrets"})
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def migrations() -> list[tuple[int, str]]:
     """The numbered migrations, in order."""
     folder = resources.files("jobq.storage") / "sql" / "sqlite" / "migrations"
@@ -95,8 +91,10 @@ def split_statements(script: str) -> list[str]:
 class SqliteStorage(Storage):
     """Jobs in one SQLite file at `path`."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "FULL", clock: Clock = SYSTEM) -> None:
         self.path = str(path)
+        #: the time positions and key dates are taken from (a ManualClock in tests)
+        self._clock = clock
         self.synchronous = synchronous
         self._writer = GroupCommitWriter(self._connect, name=self.path)
         #: why the database is known to be damaged (reads and writes found out)
@@ -114,6 +112,9 @@ class SqliteStorage(Storage):
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA cache_size = -16000")  # KiB: 16 MiB of page cache a connection
         return conn
+
+    def _now_ms(self) -> int:
+        return self._clock.now_ms()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -247,25 +248,25 @@ class SqliteStorage(Storage):
     # -- jobs: writes ------------------------------------------------------------------
 
     async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
-        return await self._write(tx.PushOp(project, jobs, actor, _now_ms()))
+        return await self._write(tx.PushOp(project, jobs, actor, self._now_ms()))
 
     async def start_job(
         self, project: int, request: StartRequest, actor: str
     ) -> tuple[JobKey, dict[str, Any]] | None:
-        return await self._write(functools.partial(tx.start_job, project=project,
-                                                   request=request, actor=actor, now_ms=_now_ms()))
+        return await self._write(functools.partial(tx.start_job, project=project, request=request,
+                                                   actor=actor, now_ms=self._now_ms()))
 
     async def update(
         self, project: int, updates: Sequence[JobUpdate], actor: str
     ) -> list[Updated]:
         return await self._write(functools.partial(tx.update, project=project, updates=updates,
-                                                   actor=actor, now_ms=_now_ms()))
+                                                   actor=actor, now_ms=self._now_ms()))
 
     async def cancel(
         self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
     ) -> int:
         return await self._write(functools.partial(tx.cancel, project=project, keys=keys,
-                                                   limit=limit, actor=actor, now_ms=_now_ms()))
+                                                   limit=limit, actor=actor, now_ms=self._now_ms()))
 
     async def set_job_meta(self, key: JobKey, fields: dict[str, Any]) -> bool:
         return await self._write(functools.partial(tx.set_job_meta, key=key, fields=fields))
@@ -361,7 +362,7 @@ class SqliteStorage(Storage):
     # -- credentials ----------------------------------------------------------------------
 
     async def create_api_key(self, key_hash: str, name: str, project: int | None) -> ApiKey:
-        created = _now_ms()
+        created = self._now_ms()
 
         def insert(conn: sqlite3.Connection) -> ApiKey:
             (key_id,) = conn.execute(
@@ -393,7 +394,7 @@ class SqliteStorage(Storage):
         ])
 
     async def revoke_api_key(self, key_id: int) -> bool:
-        now = _now_ms()
+        now = self._now_ms()
         return await self._write(lambda conn: conn.execute(
             "UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL",
             (now, key_id),
@@ -406,6 +407,37 @@ class SqliteStorage(Storage):
             return str(stored)
 
         return await self._write(get_or_create)
+
+    # -- token secrets and metrics (tokens engineer) ------------------------------------------
+
+    async def secrets_named(self, prefix: str) -> dict[str, str]:
+        return await self._read(lambda conn: {
+            str(name): str(value) for name, value in conn.execute(
+                "SELECT name, value FROM secrets WHERE name = ? OR substr(name, 1, ?) = ?",
+                (prefix, len(prefix) + 1, prefix + "@"),
+            )
+        })
+
+    async def delete_secrets(self, names: Sequence[str]) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM secrets WHERE name = ?", [(n,) for n in names])
+
+        await self._write(delete)
+
+    async def queue_depths(self, max_projects: int) -> dict[int, dict[State, int]]:
+        def depths(conn: sqlite3.Connection) -> dict[int, dict[State, int]]:
+            found: dict[int, dict[State, int]] = {}
+            for project, state, n in conn.execute(
+                "SELECT project_id, state, SUM(n) FROM state_counts"
+                " WHERE state < 3 AND project_id IN (SELECT DISTINCT project_id"
+                " FROM state_counts ORDER BY project_id LIMIT ?)"
+                " GROUP BY project_id, state",
+                (max_projects,),
+            ):
+                found.setdefault(int(project), {})[State(state)] = int(n)
+            return found
+
+        return await self._read(depths)
 
 
 # -- start-up checks and file modes --------------------------------------------------------

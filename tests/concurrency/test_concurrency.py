@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -83,15 +83,26 @@ def test_incremental_sync_under_concurrent_finishes_misses_nothing(server: Serve
                     return
                 time.sleep(0.005)
 
-    reader = threading.Thread(target=consumer)
-    reader.start()
-    with ThreadPoolExecutor(8) as pool:
-        for future in [pool.submit(finisher, keys[i::8]) for i in range(8)]:
-            future.result()
-    done.set()
-    reader.join(60)
+    with ThreadPoolExecutor(1) as reader_pool:
+        # a future, not a bare thread: an assertion failing in the consumer fails the test
+        reader = reader_pool.submit(consumer)
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                for future in [pool.submit(finisher, keys[i::8]) for i in range(8)]:
+                    future.result()
+        finally:
+            done.set()
+        reader.result(timeout=60)
     assert len(seen) == len(set(seen)), "a job was seen twice"
     assert set(seen) == set(keys), f"{len(set(keys) - set(seen))} jobs missed"
+
+
+def _check_running(futures: list[Future[None]]) -> None:
+    """Raise what failed in a thread; a thread that ended by itself is a failure too."""
+    for future in futures:
+        if future.done():
+            future.result()
+            raise AssertionError("a thread stopped before the server was killed")
 
 
 @pytest.mark.slow
@@ -105,21 +116,26 @@ def test_kill_9_while_pushing_loses_no_acknowledged_job(db_url: str, tmp_path: P
         with httpx.Client(base_url=server.url, auth=(server.admin_key, ""), timeout=5) as c:
             while not stop.is_set():
                 try:
-                    keys = push_many(c, 5)
-                except (httpx.HTTPError, AssertionError):
+                    keys = push_many(c, 5)  # any answer but 200 fails the test
+                except httpx.TransportError:
                     return  # the server died mid-request: that push was not acknowledged
                 with lock:
                     acknowledged.extend(keys)
 
-    threads = [threading.Thread(target=producer) for _ in range(6)]
-    for t in threads:
-        t.start()
-    time.sleep(1.5)
-    server.kill()
-    stop.set()
-    for t in threads:
-        t.join(10)
-    assert len(acknowledged) > 50
+    with ThreadPoolExecutor(6) as pool:
+        producers = [pool.submit(producer) for _ in range(6)]
+        try:
+            deadline = time.monotonic() + 60
+            while len(acknowledged) < 200:  # kill in the middle of the pushes
+                _check_running(producers)
+                assert time.monotonic() < deadline, f"only {len(acknowledged)} pushed in 60s"
+                time.sleep(0.01)
+        finally:
+            server.kill()
+            stop.set()
+        for p in producers:
+            p.result(timeout=10)
+    assert len(acknowledged) >= 200
     server.start()
     try:
         with server.client() as client:

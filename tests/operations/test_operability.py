@@ -39,6 +39,65 @@ def test_metrics_count_requests_jobs_and_queue_depth(server: Server) -> None:
     assert f'jobq_http_request_seconds_bucket{{le="0.5",{push_route}}}' in text
 
 
+def _metric(text: str, name: str) -> float:
+    """The value of one sample (0 when it is absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_finished_total_counts_cancelled_pending_jobs(server: Server) -> None:
+    with server.client() as client:
+        body = b"\n".join(orjson.dumps({"spider": "a"}) for _ in range(5))
+        keys = [orjson.loads(line)["key"]
+                for line in client.post(f"/jobq/{P}/push", content=body).content.split()]
+        running = client.post(f"/jobq/{P}/startjob").json()["key"]
+        assert running == keys[0]
+        # one pending and one running job by key: only the pending one finishes now
+        by_key = orjson.dumps([{"key": keys[1]}, {"key": running}])
+        assert client.post(f"/jobq/{P}/cancel", content=by_key).json() == {"count": 2}
+        # every other pending job (admin, no keys)
+        assert client.post(f"/jobq/{P}/cancel", params={"count": 10}).json() == {"count": 3}
+        assert client.get(f"/jobq/{P}/count", params={"state": "finished"}).json() == 4
+        text = client.get("/metrics").text
+    assert _metric(text, "jobq_jobs_finished_total") == 4.0
+
+
+def test_queue_depths_of_many_projects_take_one_query(server: Server) -> None:
+    projects = range(1, 301)
+    with server.client() as client:
+        for project in projects:
+            assert client.post(f"/jobq/{project}/push",
+                               content=b'{"spider":"a"}').status_code == 200
+        first = client.get("/metrics").text
+        second = client.get("/metrics").text
+    depths = 'jobq_db_seconds_count{operation="queue_depths"}'
+    per_project = 'jobq_db_seconds_count{operation="state_counts"}'
+    assert _metric(second, depths) - _metric(first, depths) == 1.0
+    assert _metric(second, per_project) == _metric(first, per_project) == 0.0
+    for project in (1, 150, 300):
+        assert f'jobq_queue_jobs{{project="{project}",state="pending"}} 1.0' in second
+
+
+def test_metrics_key_guards_metrics(db_url: str, tmp_path: Path) -> None:
+    server = start(db_url, tmp_path, "--metrics-key", "scrape-me")
+    try:
+        url = server.url + "/metrics"
+        statuses = {
+            "none": httpx.get(url).status_code,
+            "wrong": httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code,
+            "admin key": httpx.get(url, auth=(server.admin_key, "")).status_code,
+            "bearer": httpx.get(url, headers={"Authorization": "Bearer scrape-me"}).status_code,
+            "basic": httpx.get(url, auth=("scrape-me", "")).status_code,
+        }
+        assert httpx.get(server.url + "/healthz").status_code == 200  # still open
+    finally:
+        server.stop()
+    assert statuses == {"none": 401, "wrong": 401, "admin key": 401, "bearer": 200,
+                        "basic": 200}
+
+
 def test_health_and_readiness(server: Server) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz")

@@ -167,13 +167,13 @@ def test_killed_sessions_are_replaced_without_an_error(pg_url: str, tmp_path: Pa
                         " WHERE datname = %s AND application_name = 'jobq'", (dbname,)
                     ).fetchone()
                 assert killed is not None and killed[0] >= 1
+                # a dead pooled connection is retried on a new one: no request sees it
                 statuses = [
                     client.get(f"/jobq/{P}/count", params={"state": "pending"}).status_code,
                     _push(client).status_code,
                     client.post(f"/jobq/{P}/startjob").status_code,
                 ]
-                assert all(s in (200, 503) for s in statuses), statuses
-                assert _wait_for(client, f"/jobq/{P}/count").status_code == 200
+                assert statuses == [200, 200, 200], statuses
             assert _push(client).status_code == 200
     finally:
         server.stop()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from jobq import errors
 from jobq.core import credentials
 from jobq.core.credentials import JobTokens, Principal
+from jobq.domain.clock import ManualClock
 from jobq.domain.jobs import JobKey
 from jobq.http.middleware import TokenBuckets
 
@@ -50,3 +52,63 @@ def test_token_buckets_allow_bursts_then_the_rate() -> None:
     assert [buckets.wait_time("k") for _ in range(3)] == [0.0, 0.0, 0.0]
     assert buckets.wait_time("k") > 0
     assert buckets.wait_time("other") == 0.0
+
+
+# -- job tokens: expiry, rotation (time from a ManualClock, never slept) -------------------
+
+KEY = JobKey(53, 1, 2)
+
+
+def test_job_tokens_expire_after_their_lifetime() -> None:
+    clock = ManualClock()
+    tokens = JobTokens("s" * 32, clock, lifetime=3600)
+    token = tokens.issue(KEY)
+    clock.advance(3599)
+    assert tokens.verify(KEY, token)
+    clock.advance(1)
+    assert not tokens.verify(KEY, token)
+
+
+def test_a_renewed_token_gets_its_own_lifetime() -> None:
+    clock = ManualClock()
+    tokens = JobTokens("s" * 32, clock, lifetime=3600)
+    short = tokens.issue(KEY, lifetime=60)
+    clock.advance(60)
+    assert not tokens.verify(KEY, short)
+    renewed = tokens.issue(KEY, lifetime=120)
+    clock.advance(119)
+    assert tokens.verify(KEY, renewed)
+
+
+def test_tokens_made_before_expiry_existed_end_a_lifetime_after_they_were_made() -> None:
+    clock = ManualClock()
+    now = clock.now_ms() // 1000
+    legacy = jwt.encode({"aud": f"job:{KEY}", "sub": str(KEY), "iat": now}, "s" * 32,
+                        algorithm="HS256")
+    tokens = JobTokens("s" * 32, clock, lifetime=3600)
+    assert tokens.verify(KEY, legacy)
+    clock.advance(3600)
+    assert not tokens.verify(KEY, legacy)
+    no_iat = jwt.encode({"aud": f"job:{KEY}"}, "s" * 32, algorithm="HS256")
+    assert not tokens.verify(KEY, no_iat)
+
+
+def test_a_rotated_secret_signs_and_the_old_one_still_verifies() -> None:
+    old, new = "o" * 32, "n" * 32
+    before = JobTokens([old]).issue(KEY)
+    rotated = JobTokens([new, old])
+    after = rotated.issue(KEY)
+    assert rotated.verify(KEY, before) and rotated.verify(KEY, after)
+    assert JobTokens([new]).verify(KEY, after)
+    assert not JobTokens([new]).verify(KEY, before)  # once the old secret is dropped
+    assert not JobTokens([old]).verify(KEY, after)
+    assert jwt.get_unverified_header(after)["kid"] != jwt.get_unverified_header(before)["kid"]
+
+
+def test_secrets_from_a_file_or_the_environment() -> None:
+    first, second = "first-secret-" + "1" * 20, "second-secret-" + "2" * 20
+    assert credentials.parse_secrets(f"\n  {first} \n{second}\n", "f") == [first, second]
+    with pytest.raises(errors.JobqError, match="holds no token secret"):
+        credentials.parse_secrets("\n \n", "f")
+    with pytest.raises(errors.JobqError, match="line 2 is shorter than 32"):
+        credentials.parse_secrets(f"{first}\nshort\n", "f")

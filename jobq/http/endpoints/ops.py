@@ -1,23 +1,33 @@
-"""Operations endpoints: /metrics for Prometheus (no credentials, like /healthz)."""
+"""Operations endpoints: /metrics for Prometheus (open like /healthz, unless the server
+was given --metrics-key)."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobq import metrics
-from jobq.domain.jobs import LISTABLE
-from jobq.http.endpoints._common import queue
+from jobq import errors, metrics
+from jobq.http import auth
+from jobq.http.endpoints._common import queue, settings
 
-#: most projects whose queue depths one scrape reports
+#: most projects whose queue depths one scrape reports: bounds the label set
 MAX_PROJECTS = 1000
 
 
+def _check_metrics_key(request: Request, expected: str) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else auth.credentials(request)[0]
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise errors.Unauthorized("/metrics needs the metrics key")
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    storage = queue(request).storage
-    for project in (await storage.projects())[:MAX_PROJECTS]:
-        counts = await storage.state_counts(project)
-        for state in LISTABLE:
-            metrics.QUEUE_DEPTH.labels(str(project), state.label).set(counts.get(state, 0))
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    expected = settings(request).metrics_key
+    if expected:
+        _check_metrics_key(request, expected)
+    depths = await queue(request).storage.queue_depths(MAX_PROJECTS)  # one query
+    return Response(metrics.exposition(depths), media_type=CONTENT_TYPE_LATEST)
