@@ -8,7 +8,7 @@ from jobq import errors
 from jobq.core import credentials
 from jobq.core.credentials import JobTokens, Principal
 from jobq.domain.jobs import JobKey
-from jobq.http.middleware import TokenBuckets
+from jobq.http.ratelimit import TokenBuckets
 
 
 def test_api_keys_are_random_hashed_and_not_hex() -> None:
