@@ -3,16 +3,59 @@ Both are plain slotted objects: one of each per request, nothing built that is n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from starlette.datastructures import QueryParams
+from typing import Any, overload
+from urllib.parse import unquote_plus
 
 from jobq.config import Settings
 from jobq.core.credentials import Principal
 from jobq.core.queue import JobQueue
 
-EMPTY_QUERY = QueryParams("")
+
+class Query:
+    """The query parameters, as `urllib.parse.parse_qsl` reads them (blank values kept);
+    `get` gives a repeated parameter's last value, `getlist` all of them in order. Only
+    parts with escapes go through `unquote_plus`: most requests have none."""
+
+    __slots__ = ("_last", "_pairs")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+        self._last = dict(pairs)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Query:
+        pairs = []
+        for part in raw.decode("latin-1").split("&"):
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            if "%" in part or "+" in part:
+                name, value = unquote_plus(name), unquote_plus(value)
+            pairs.append((name, value))
+        return cls(pairs)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._last.get(name, default)
+
+    def getlist(self, name: str) -> list[str]:
+        return [value for key, value in self._pairs if key == name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __bool__(self) -> bool:
+        return bool(self._pairs)
+
+
+EMPTY_QUERY = Query([])
 
 
 @dataclass(slots=True)
@@ -31,7 +74,7 @@ class Call:
     __slots__ = ("_who", "args", "body", "headers", "query", "raw", "services")
 
     def __init__(self, services: Services, headers: list[tuple[bytes, bytes]],
-                 query: QueryParams, args: dict[str, Any], who: Principal | None) -> None:
+                 query: Query, args: dict[str, Any], who: Principal | None) -> None:
         self.services = services
         self.headers = headers
         self.query = query

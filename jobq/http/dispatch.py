@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from starlette.datastructures import QueryParams
-
 from jobq import errors, metrics
+from jobq.http.call import Query
 from jobq.http.params import COMMON
 from jobq.http.spec import Access, Body, Handler, Route
 
@@ -87,7 +86,7 @@ class Compiled:
     def parse_path(self, segments: list[str]) -> dict[str, Any]:
         return {name: parse(segments[i]) for i, name, parse in self.path_params}
 
-    def parse_query(self, query: QueryParams, args: dict[str, Any]) -> None:
+    def parse_query(self, query: Query, args: dict[str, Any]) -> None:
         """Refuse unknown parameters, then parse the typed ones into `args`."""
         if query:
             unknown = sorted({name for name in query if name not in self.known})

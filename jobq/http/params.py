@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.datastructures import QueryParams
 
 from jobq import errors
 from jobq.core import validation
 from jobq.core.queue import ListRequest
 from jobq.domain import jobs
 from jobq.domain.jobs import JobKey, State
+from jobq.http.call import Query
 from jobq.http.spec import MAX_INT
 
 #: largest `startts`/`endts`: its position (see jobq.domain.jobs) still fits 64 bits
@@ -22,11 +22,11 @@ COMMON = frozenset({"apikey", "format", "saveas", "fields", "include_headers", "
                     "escape", "lineend", "meta"})
 
 
-def flag(params: QueryParams, name: str) -> bool:
+def flag(params: Query, name: str) -> bool:
     return params.get(name, "").lower() in ("1", "true", "yes", "on")
 
 
-def _filters(params: QueryParams, req: ListRequest) -> None:
+def _filters(params: Query, req: ListRequest) -> None:
     """The legacy `filter` parameter: JSON triples [field, operator, [values]]."""
     for raw in params.getlist("filter"):
         try:
@@ -55,7 +55,7 @@ def _filters(params: QueryParams, req: ListRequest) -> None:
                 raise errors.BadRequest(f"filter: unsupported condition {field!r} {op!r}")
 
 
-def list_request(params: QueryParams, args: dict[str, Any],
+def list_request(params: Query, args: dict[str, Any],
                  default_states: tuple[State, ...]) -> ListRequest:
     """The list filters; `args` holds the integer ones, parsed by the route's parameters."""
     states = tuple(dict.fromkeys(State.parse(s) for s in params.getlist("state")))

@@ -15,13 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.datastructures import QueryParams
-
 from jobq import errors, logs
 from jobq.http import bodies
 from jobq.http import errors as http_errors
 from jobq.http.auth import Principals, credentials
-from jobq.http.call import EMPTY_QUERY, Call, Reply, Services
+from jobq.http.call import EMPTY_QUERY, Call, Query, Reply, Services
 from jobq.http.dispatch import NotRouted, Router
 from jobq.http.ratelimit import TokenBuckets
 from jobq.http.spec import Access, BodyKind
@@ -80,7 +78,7 @@ class RequestHandler:
                 compiled, segments = self.router.match(method, scope["path"])
                 route_metrics = compiled.metrics
                 raw_query = scope["query_string"]
-                query = QueryParams(raw_query.decode("latin-1")) if raw_query else EMPTY_QUERY
+                query = Query.parse(raw_query) if raw_query else EMPTY_QUERY
                 who = None
                 if compiled.access is not Access.PUBLIC:
                     who = await self._caller(scope, headers, query)
@@ -126,16 +124,19 @@ class RequestHandler:
             logs.request_id.reset(token)
 
     async def _caller(self, scope: Message, headers: list[tuple[bytes, bytes]],
-                      query: QueryParams) -> Any:
+                      query: Query) -> Any:
         """The principal of the request's credentials, rate-limited: by principal, and for
         credentials not (yet) known to be good by client address, before any lookup."""
-        authorization = ""
+        authorization = b""
         for key, value in headers:
             if key == b"authorization":
-                authorization = value.decode("latin-1")
+                authorization = value
                 break
-        given = credentials(authorization, query)
-        who = self.principals.cached(given) if given[0] else None
+        # known credentials are found by their raw text: no decoding, hashing or lookup
+        cache_key: bytes | str | None = authorization
+        if authorization[:6].lower() != b"basic ":
+            cache_key = query.get("apikey")
+        who = self.principals.cached(cache_key) if cache_key else None
         buckets = self.buckets
         if who is None:
             client = scope.get("client")
@@ -143,7 +144,8 @@ class RequestHandler:
             if buckets is not None and (wait := buckets.peek(address)):
                 self._limited(wait)
             try:
-                who = await self.principals.look_up(given)
+                given = credentials(authorization.decode("latin-1"), query)
+                who = await self.principals.look_up(cache_key, given)
             except errors.Unauthorized:
                 if buckets is not None:
                     buckets.wait_time(address)
