@@ -10,8 +10,8 @@ to a status code.
     ├── RequestTimeout      a request body that came too slowly                 (408)
     ├── PayloadTooLarge     a body or line over the size limit                  (413)
     ├── RateLimited         too many requests for this key                      (429)
-    └── StorageError        the database failed or is out of reach              (503)
-        └── StorageUnavailable
+    └── StorageError        the database failed: the server's fault            (500)
+        └── StorageUnavailable  out of reach, read-only, full: retry later      (503)
 """
 
 from __future__ import annotations

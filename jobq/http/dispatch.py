@@ -72,7 +72,9 @@ class Compiled:
         self.literals = tuple(literals[1:])  # the first one is the dispatch key
         self.path_params = tuple(path_params)
         query = [p for p in route.params if p.where == "query"]
-        self.known = COMMON | {p.name for p in query}
+        # public routes (health probes, the clock) take any parameters, as they always did:
+        # a probe must not fail on a cache-busting parameter
+        self.known = None if route.access is Access.PUBLIC else COMMON | {p.name for p in query}
         self.query_params = tuple((p.name, p.parse) for p in query if p.parse is not None)
         self.metrics = RouteMetrics(route.path, method)
 
@@ -89,7 +91,8 @@ class Compiled:
     def parse_query(self, query: Query, args: dict[str, Any]) -> None:
         """Refuse unknown parameters, then parse the typed ones into `args`."""
         if query:
-            unknown = sorted({name for name in query if name not in self.known})
+            known = self.known
+            unknown = [] if known is None else sorted({n for n in query if n not in known})
             if unknown:
                 raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
             for name, parse in self.query_params:
