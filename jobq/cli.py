@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -75,12 +74,14 @@ def main() -> None:
 @click.option("--log-format", envvar="JOBQ_LOG_FORMAT", show_envvar=True, default="text",
               show_default=True, type=click.Choice(["text", "json"]),
               help="json: one JSON object a line, with the request id.")
+@click.option("--http-server", envvar="JOBQ_HTTP_SERVER", show_envvar=True, default="granian",
+              show_default=True, type=click.Choice(["granian", "uvicorn"]),
+              help="The HTTP server software (granian: about twice uvicorn's speed).")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
-          body_timeout: float, log_level: str, log_format: str) -> None:
+          body_timeout: float, log_level: str, log_format: str, http_server: str) -> None:
     """Run the server in the foreground."""
-    import uvicorn
-
+    from jobq.http import serving
     from jobq.http.app import create_app
 
     settings = Settings(
@@ -92,11 +93,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     logs.configure(log_level, log_format)
     storage = _storage(settings)
     app = create_app(settings, storage)
-    # uvicorn stops gracefully on SIGTERM (in-flight requests finish, storage closes), then
-    # raises the signal again with the handler found at start: make that a clean exit 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=30, log_config=None)
+    serving.run(app, host, port, log_level, http_server)
 
 
 def _storage(settings: Settings) -> Storage:

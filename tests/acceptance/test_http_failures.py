@@ -145,3 +145,38 @@ def test_unrouted_requests_answer_404_or_405_with_the_request_id(
         server.stop()
     assert missing.status_code == 404 and missing.headers["x-request-id"] == "r-404"
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("http_server", ["granian", "uvicorn"])
+def test_each_http_server_serves_and_stops_cleanly(
+    db_url: str, tmp_path: Path, http_server: str
+) -> None:
+    server = _start(db_url, tmp_path, "--http-server", http_server)
+    try:
+        with server.client() as client:
+            pushed = client.post(f"/jobq/{P}/push", content=b'{"spider":"a"}\n{"spider":"b"}')
+            assert pushed.status_code == 200 and pushed.text.count('"key"') == 2
+            head = client.head("/healthz")
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-length"] == str(len(b'{"status":"ok"}'))
+    finally:
+        server.stop()
+    assert server.process is not None and server.process.returncode == 0
+
+
+@pytest.mark.parametrize("http_server", ["granian", "uvicorn"])
+def test_a_server_that_cannot_open_its_database_exits_non_zero(
+    tmp_path: Path, http_server: str
+) -> None:
+    import subprocess
+
+    from tests.helpers import jobq_command
+
+    (tmp_path / "a-file").write_bytes(b"")  # no database can be made under a file
+    done = subprocess.run(
+        [*jobq_command(), "serve", "--db", f"sqlite:///{tmp_path}/a-file/jobq.sqlite3",
+         "--port", "0", "--http-server", http_server],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 3, done.stdout + done.stderr  # as uvicorn has always done
