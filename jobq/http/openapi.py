@@ -315,7 +315,7 @@ The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
 """
 
 
-def _operation(route: Route, described: set[str]) -> Schema:
+def _operation(route: Route) -> Schema:
     op: Schema = {"operationId": route.op_id, "summary": route.summary, "tags": [route.tag]}
     query = [p for p in route.params if p.where == "query"]
     if query:
@@ -357,7 +357,7 @@ def _paths(routes: Sequence[Route]) -> dict[str, Schema]:
     paths: dict[str, Schema] = {}
     for route in routes:
         item = paths.setdefault(route.path, {})
-        item[route.method.lower()] = _operation(route, set())
+        item[route.method.lower()] = _operation(route)
         in_path = [param(p.ref) for p in route.params if p.where == "path"]
         if in_path:
             item["parameters"] = in_path

@@ -8,11 +8,14 @@ document served at /openapi.json (`jobq.http.openapi`). Nothing else routes.
 
 Adding a route is one declaration here plus a handler:
 
-    async def hello(call: Call) -> Reply:           # in jobq/http/endpoints/<module>.py
-        who, project = call.who, call.args["pid"]   # parsed path/query parameters
-        return responses.json_response(await call.queue.something(who, project))
+    # jobq/http/endpoints/greetings.py
+    async def hello(call: Call) -> Reply:
+        who, project = call.who, call.args["pid"]   # the caller; parsed parameters
+        times = call.args.get("times") or 1
+        return responses.json_response(await call.queue.greet(who, project, times))
 
-    Route("GET", "/hello/{pid}", hello.hello, "hello", "Say hello", "projects",
+    # here, in ROUTES
+    Route("GET", "/hello/{pid}", greetings.hello, "hello", "Say hello", "projects",
           {"200": json_ok("a greeting", {"type": "string"})},
           params=[PID, spec.integer("times", "how many times", minimum=1)]),
 
