@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
@@ -90,14 +89,16 @@ def main() -> None:
 @click.option("--log-format", envvar="JOBQ_LOG_FORMAT", show_envvar=True, default="text",
               show_default=True, type=click.Choice(["text", "json"]),
               help="json: one JSON object a line, with the request id.")
+@click.option("--http-server", envvar="JOBQ_HTTP_SERVER", show_envvar=True, default="granian",
+              show_default=True, type=click.Choice(["granian", "uvicorn"]),
+              help="The HTTP server software (granian: about twice uvicorn's speed).")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
           body_timeout: float, token_secret_file: str | None, token_secret: str | None,
-          token_lifetime: int, metrics_key: str | None, log_level: str,
-          log_format: str) -> None:
+          token_lifetime: int, metrics_key: str | None, log_level: str, log_format: str,
+          http_server: str) -> None:
     """Run the server in the foreground."""
-    import uvicorn
-
+    from jobq.http import serving
     from jobq.http.app import create_app
 
     settings = Settings(
@@ -111,11 +112,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     storage = _storage(settings)
     _run_storage(lambda: storage.prepare())  # refuse a database before serving it
     app = create_app(settings, storage)
-    # uvicorn stops gracefully on SIGTERM (in-flight requests finish, storage closes), then
-    # raises the signal again with the handler found at start: make that a clean exit 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=30, log_config=None)
+    serving.run(app, host, port, log_level, http_server)
 
 
 def _token_secrets(path: str | None, value: str | None) -> tuple[str, ...]:

@@ -10,16 +10,18 @@ to a status code.
     ├── RequestTimeout      a request body that came too slowly                 (408)
     ├── PayloadTooLarge     a body or line over the size limit                  (413)
     ├── RateLimited         too many requests for this key                      (429)
-    ├── StorageError        the database failed or is out of reach              (503)
-    │   └── StorageUnavailable
+    ├── StorageError        the database failed: the server's fault             (500)
+    │   └── StorageUnavailable  out of reach, read-only, full: retry later       (503)
     └── StorageFault        a permanent database fault: retrying cannot help    (500)
         ├── StorageCorrupt  the database file is damaged
         ├── WriterStopped   the SQLite writer thread died: restart jobq
         └── DatabaseRefused at start-up: not jobq's database, or a newer schema
                             (nothing was written; the CLI exits with status 2)
 
-`/readyz` answers 503 with the message of a `StorageFault` (the server is not ready and
-will not become ready by itself).
+A `StorageError` answers a short message with the request id (the database's own words go
+to the log); a `StorageFault` answers its message, which is jobq's own and tells the
+operator what to do. `/readyz` answers 503 with the message of a `StorageFault` (the server
+is not ready and will not become ready by itself).
 """
 
 from __future__ import annotations

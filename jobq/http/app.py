@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+import traceback
+from typing import Any
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
+import orjson
 
 from jobq.config import Settings
 from jobq.core import credentials
 from jobq.core.queue import JobQueue
 from jobq.domain.clock import SYSTEM, Clock
-from jobq.http import errors as http_errors
-from jobq.http.middleware import RequestContext
-from jobq.http.routes import ROUTES
+from jobq.http import openapi
+from jobq.http.auth import Principals
+from jobq.http.call import Services
+from jobq.http.dispatch import Router
+from jobq.http.ratelimit import TokenBuckets
+from jobq.http.server import Receive, RequestHandler, Send
+from jobq.http.table import ROUTES
 from jobq.storage.base import Storage
 from jobq.storage.instrumented import InstrumentedStorage
 
@@ -34,9 +37,46 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
     return secret
 
 
-def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> Starlette:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+class JobqApp:
+    """The ASGI app: the lifespan opens and closes the storage; requests go to the
+    `RequestHandler` built at start-up."""
+
+    def __init__(self, settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.clock = clock
+        # compiled now: a mistake in the table stops the server before it listens
+        self.router = Router(ROUTES)
+        self.openapi = orjson.dumps(openapi.document(ROUTES))
+        self.handler: RequestHandler | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            assert self.handler is not None, "a request before the lifespan started"
+            await self.handler(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets: not served
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._start()
+                except BaseException:
+                    await send({"type": "lifespan.startup.failed",
+                                "message": traceback.format_exc()})
+                    raise
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.storage.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start(self) -> None:
+        storage, settings = self.storage, self.settings
         await storage.open()
         try:
             new_admin_key = await bootstrap_admin_key(storage, settings)
@@ -44,23 +84,23 @@ def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> S
                 print(f"jobq: created the admin key {new_admin_key} (shown only this once)",
                       flush=True)
             tokens = await credentials.job_tokens(
-                storage, settings.token_secrets, settings.token_lifetime, clock
+                storage, settings.token_secrets, settings.token_lifetime, self.clock
             )
-            app.state.settings = settings
-            app.state.authenticator = credentials.Authenticator(
-                storage, tokens, settings.admin_keys, clock
-            )
-            instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
-            app.state.queue = JobQueue(instrumented, tokens, settings.max_count, clock)
-            yield
-        finally:
+        except BaseException:
             await storage.close()
+            raise
+        authenticator = credentials.Authenticator(
+            storage, tokens, settings.admin_keys, self.clock
+        )
+        instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
+        queue = JobQueue(instrumented, tokens, settings.max_count, self.clock)
+        services = Services(settings, queue, self.openapi)
+        buckets = None
+        if settings.rate_limit:
+            buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
+        self.handler = RequestHandler(self.router, services,
+                                      Principals(authenticator, self.clock), buckets)
 
-    return Starlette(
-        routes=ROUTES,
-        middleware=[
-            Middleware(RequestContext, settings=settings),
-        ],
-        exception_handlers=http_errors.HANDLERS,
-        lifespan=lifespan,
-    )
+
+def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> JobqApp:
+    return JobqApp(settings, storage, clock)

@@ -1,8 +1,7 @@
-"""The OpenAPI 3.1 description of the whole HTTP API, served at `/openapi.json`.
-
-A plain Python data structure, built once. `tests/acceptance/test_openapi.py` checks that it
-lists exactly the routes and methods of `jobq.http.routes.ROUTES`, and a schemathesis run
-against a live server checks that the answers keep to it.
+"""The OpenAPI 3.1 description of the whole HTTP API, served at `/openapi.json`:
+generated from the route table (`jobq.http.table`), with the schemas of bodies and rows
+the table's routes refer to. A schemathesis run against a live server checks that the
+answers keep to it.
 
 Conventions the document encodes:
 - JSON lines (`application/x-jsonlines`, one JSON value a line) are described by an array
@@ -17,14 +16,11 @@ Conventions the document encodes:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from jobq.http import responses
+from jobq.http.spec import Access, BodyKind, Param, Route
 
 JSON = "application/json"
 JSONLINES = responses.JSONLINES
@@ -228,84 +224,6 @@ SCHEMAS: dict[str, Schema] = {
     },
 }
 
-# -- parameters ---------------------------------------------------------------------------
-
-
-def _path(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "path", "required": True, "schema": schema,
-            "description": description}
-
-
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    if schema.get("type") == "array":
-        return {"name": name, "in": "query", "schema": schema, "style": "form",
-                "explode": True, "description": description}
-    return {"name": name, "in": "query", "schema": schema, "description": description}
-
-
-COUNT = {"type": "integer", "minimum": 0}
-
-PARAMETERS: dict[str, Schema] = {
-    # path
-    "pid": _path("pid", ID, "project id"),
-    "sid": _path("sid", ID, "spider id"),
-    "jobno": _path("jobno", ID, "job number"),
-    "queue": _path("state", {"type": "string", "enum": LISTABLE}, "the queue to summarise"),
-    "field": _path("field", {"type": "string"}, "a metadata field"),
-    "setting": _path("name", {"type": "string"}, "a setting"),
-    "spidername": _path("name", NAME, "a spider name"),
-    "botgroup": _path("name", NAME, "a botgroup name"),
-    # output shaping
-    "format": _query("format", {"type": "string", "enum": list(responses.FORMATS)},
-                     "output format (default: JSON lines, or as the Accept header says)"),
-    "saveas": _query("saveas", {"type": "string"},
-                     "adds Content-Disposition: attachment with this file name"),
-    "fields": _query("fields", {"type": "string"},
-                     "CSV: comma-separated field names (required with format=csv)"),
-    "include_headers": _query("include_headers", {"type": "string"},
-                              "CSV: 1/true/yes writes a header line"),
-    "sep": _query("sep", {"type": "string", "minLength": 1, "maxLength": 1}, "CSV: separator"),
-    "quote": _query("quote", {"type": "string", "minLength": 1, "maxLength": 1},
-                    "CSV: quote character"),
-    "escape": _query("escape", {"type": "string", "minLength": 1, "maxLength": 1},
-                     "CSV: escape character (instead of doubling quotes)"),
-    "lineend": _query("lineend", {"type": "string"},
-                      "CSV: line end, escapes like \\r\\n allowed"),
-    "meta": _query("meta", {"type": "string"}, "accepted for compatibility, ignored"),
-    # list filters
-    "state": _query("state", array({"type": "string", "enum": LISTABLE}),
-                    "queue(s) to list; default finished"),
-    "startts": _query("startts", {"type": "integer", "minimum": 0},
-                      "only jobs with ts >= startts"),
-    "endts": _query("endts", {"type": "integer", "minimum": 0}, "only jobs with ts < endts"),
-    "stop": _query("stop", ref("JobKey"), "stop just before this job (exclusive)"),
-    "count": _query("count", COUNT,
-                    "at most this many rows (the server's --max-count caps it: 400 past it)"),
-    "start": _query("start", COUNT, "skip this many rows first"),
-    "spider": _query("spider", array({"type": "string"}), "only these spider names"),
-    "has_tag": _query("has_tag", array({"type": "string"}), "only jobs having any of these tags"),
-    "lacks_tag": _query("lacks_tag", array({"type": "string"}),
-                        "only jobs having none of these tags"),
-    "jobmeta": _query("jobmeta", array({"type": "string"}),
-                      "return these metadata fields (rows then keep key, state, ts, elapsed,"
-                      " tags and the fields asked for)"),
-    "filter": _query("filter", array({"type": "string", "examples": [
-                         '["state","=",["finished"]]', '["tags","haselement",["t1"]]']}),
-                     'legacy JSON triples, e.g. ["state","=",["finished"]],'
-                     ' ["tags","haselement",["t1"]]'),
-    "key": _query("key", array(ref("JobKey")), "only these jobs"),
-    # others
-    "cancel_count": _query("count", {"type": "integer", "minimum": 1},
-                           "admin: cancel up to this many pending jobs (no body then)"),
-    "create": _query("create", {"type": "string"}, "1/true/yes: give a new name the next id"),
-    "startafter": _query("startafter", {"type": "string"}, "accepted for compatibility, ignored"),
-}
-
-OUTPUT = ["format", "saveas", "fields", "include_headers", "sep", "quote", "escape", "lineend",
-          "meta"]
-LIST_FILTERS = ["state", "startts", "endts", "stop", "count", "start", "spider", "has_tag",
-                "lacks_tag", "jobmeta", "filter", "key"]
-
 # -- responses ----------------------------------------------------------------------------
 
 _ANY_TEXT = {"schema": {"type": "string"}}
@@ -381,217 +299,6 @@ def value_body(schema: Schema, description: str) -> Schema:
     return {"description": description, "required": True, "content": {JSON: {"schema": schema}}}
 
 
-# -- operations ---------------------------------------------------------------------------
-
-
-def operation(
-    op_id: str,
-    summary: str,
-    tag: str,
-    ok_responses: dict[str, Schema],
-    params: Sequence[str] = (),
-    body: Schema | None = None,
-    errors: Sequence[str] = READ_ERRORS,
-    public: bool = False,
-) -> Schema:
-    op: Schema = {"operationId": op_id, "summary": summary, "tags": [tag]}
-    if params:
-        op["parameters"] = [param(p) for p in params]
-    if body is not None:
-        op["requestBody"] = body
-    op["responses"] = {**ok_responses, **errors_of(errors)}
-    if public:
-        op["security"] = []
-    return op
-
-
-def path_item(params: Sequence[str], **methods: Schema) -> Schema:
-    item: Schema = {name: op for name, op in methods.items()}
-    if params:
-        item["parameters"] = [param(p) for p in params]
-    return item
-
-
-def _build_paths() -> dict[str, Schema]:
-    rows = rows_content
-    job = ["pid", "sid", "jobno"]
-    summary_ok = {"200": ok("one line per queue", rows(ref("SummaryQueue")))}
-    summary_params = ["count", "start", "jobmeta", *OUTPUT]
-    meta_ok = {"200": ok("done: an empty body")}
-    setting_value = {"200": ok("the setting's value", value_content(ANY_VALUE))}
-    last_ok = {"200": ok("the newest job of each spider", rows(ref("JobRow")))}
-    last_params = ["count", "start", "startafter", *OUTPUT]
-    health = {"status": {"type": "string", "const": "ok"}}
-    return {
-        "/openapi.json": path_item([], get=operation(
-            "openapi", "This description", "server",
-            {"200": json_ok("the OpenAPI 3.1 document", {"type": "object"})},
-            errors=[], public=True,
-        )),
-        "/system/ts": path_item([], get=operation(
-            "system_ts", "The server time (ms since the epoch)", "server",
-            {"200": json_ok("the time", {"type": "integer"})}, errors=[], public=True,
-        )),
-        "/healthz": path_item([], get=operation(
-            "healthz", "Liveness", "server",
-            {"200": json_ok("the process answers", {
-                "type": "object", "required": ["status"], "properties": health})},
-            errors=[], public=True,
-        )),
-        "/readyz": path_item([], get=operation(
-            "readyz", "Readiness: the database answers", "server",
-            {"200": json_ok("ready", {
-                "type": "object", "required": ["status", "database"],
-                "properties": {**health, "database": {"type": "string"}}})},
-            errors=["503"], public=True,
-        )),
-        "/metrics": path_item([], get=operation(
-            "metrics", "Prometheus metrics", "server",
-            {"200": ok("the Prometheus text exposition format", {TEXT: _ANY_TEXT})},
-            errors=["401", "503"], public=True,  # 401: the server has a --metrics-key
-        )),
-        # -- the queues
-        "/jobq/{pid}/list": path_item(["pid"], get=operation(
-            "list_jobs", "Jobs of the project, most recent first", "jobq",
-            {"200": ok("one line per job", rows(ref("JobRow")))},
-            [*LIST_FILTERS, *OUTPUT],
-        )),
-        "/jobq/{pid}/count": path_item(["pid"], get=operation(
-            "count", "How many jobs match the list filters", "jobq",
-            {"200": ok("the number of jobs", value_content({"type": "integer", "minimum": 0}))},
-            [*LIST_FILTERS, *OUTPUT],
-        )),
-        "/jobq/{pid}/jobsummary": path_item(["pid"], get=operation(
-            "jobsummary", "The jobs named by `key`, with the `jobmeta` fields", "jobq",
-            {"200": ok("one line per key found", rows(ref("JobRow")))},
-            ["key", "jobmeta", *OUTPUT],
-        )),
-        "/jobq/{pid}/summary": path_item(["pid"], get=operation(
-            "summary", "The three queues of the project", "jobq", summary_ok, summary_params,
-        )),
-        "/jobq/{pid}/summary/{state}": path_item(["pid", "queue"], get=operation(
-            "summary_queue", "One queue of the project", "jobq", summary_ok, summary_params,
-        )),
-        "/jobq/{pid}/{sid}/summary": path_item(["pid", "sid"], get=operation(
-            "spider_summary", "The three queues of one spider", "jobq", summary_ok,
-            summary_params,
-        )),
-        "/jobq/{pid}/{sid}/summary/{state}": path_item(["pid", "sid", "queue"], get=operation(
-            "spider_summary_queue", "One queue of one spider", "jobq", summary_ok,
-            summary_params,
-        )),
-        "/jobq/{pid}/push": path_item(["pid"], post=operation(
-            "push", "Create jobs, one a line", "jobq",
-            {"200": ok("one line per input line, in order", rows(ref("PushResult")))},
-            OUTPUT, lines_body(ref("NewJob"), "one job a line"), WRITE_ERRORS,
-        )),
-        "/jobq/{pid}/startjob": path_item(["pid"], post=operation(
-            "startjob", "Claim the next pending job", "jobq",
-            {"200": json_ok("the claimed job, now running", ref("StartedJob")),
-             "204": ok("no pending job")},
-            [], lines_body(ref("StartParams"), "at most one object of start parameters",
-                           required=False), WRITE_ERRORS,
-        )),
-        "/jobq/{pid}/update": path_item(["pid"], post=operation(
-            "update", "Change states and metadata", "jobq",
-            {"200": ok("one line per job changed", rows(ref("UpdateResult")))},
-            OUTPUT, lines_body(ref("JobUpdate"), "one update a line"), WRITE_ERRORS,
-        )),
-        "/jobq/{pid}/cancel": path_item(["pid"], post=operation(
-            "cancel", "Cancel jobs", "jobq",
-            {"200": json_ok("how many jobs were pending or running", {
-                "type": "object", "required": ["count"],
-                "properties": {"count": {"type": "integer", "minimum": 0}},
-                "additionalProperties": False})},
-            ["cancel_count"],
-            {"description": "the jobs to cancel: a JSON array or JSON lines (none with count)",
-             "required": False,
-             "content": {JSON: {"schema": array(ref("CancelItem"))},
-                         JSONLINES: {"schema": array(ref("CancelItem"))}}},
-            WRITE_ERRORS,
-        )),
-        "/jobq/{pid}/{sid}/{jobno}/cancel": path_item(job, post=operation(
-            "cancel_job", "Cancel one job", "jobq",
-            {"200": json_ok("1 when the job was pending or running, else 0", {
-                "type": "object", "required": ["count"],
-                "properties": {"count": {"type": "integer", "minimum": 0, "maximum": 1}},
-                "additionalProperties": False})},
-            errors=WRITE_ERRORS,
-        )),
-        # -- job metadata
-        "/jobs/{pid}/{sid}/{jobno}": path_item(
-            job,
-            get=operation("get_job_meta", "The job's metadata", "jobs",
-                          {"200": ok("the metadata, one line", rows(ref("JobMeta")))}, OUTPUT),
-            post=operation("post_job_meta", "Merge fields into the job's metadata", "jobs",
-                           meta_ok, [], lines_body(ref("MetaFields"), "fields to set",
-                                                   required=False), WRITE_ERRORS),
-            delete=operation("delete_job", "Remove the job entirely", "jobs", meta_ok,
-                             errors=WRITE_ERRORS),
-        ),
-        "/jobs/{pid}/{sid}/{jobno}/{field}": path_item(
-            [*job, "field"],
-            get=operation("get_job_field", "One metadata field", "jobs",
-                          {"200": ok("the field's value", value_content(ANY_VALUE))}, OUTPUT),
-            post=operation("post_job_field", "Set one metadata field", "jobs", meta_ok, [],
-                           value_body(ANY_VALUE, "the field's new value"), WRITE_ERRORS),
-            delete=operation("delete_job_field", "Remove one metadata field", "jobs", meta_ok,
-                             errors=WRITE_ERRORS),
-        ),
-        # -- spiders, projects, botgroups
-        "/ids/{pid}/spider/{name}": path_item(["pid", "spidername"], get=operation(
-            "spider_id", "The id of a spider name", "projects",
-            {"200": ok("the id, or null for an unknown name without create",
-                       value_content({"anyOf": [ID, {"type": "null"}]}))},
-            ["create", *OUTPUT],
-        )),
-        "/projects/jobsummaries": path_item([], get=operation(
-            "project_jobsummaries", "Job counts of every project the key can see", "projects",
-            {"200": ok("one summary per project", value_content(array(ref("ProjectSummary"))))},
-            OUTPUT,
-        )),
-        "/projects/{pid}/jobsummary": path_item(["pid"], get=operation(
-            "project_jobsummary", "Job counts of the project", "projects",
-            {"200": ok("the counts", value_content(ref("ProjectSummary")))}, OUTPUT,
-        )),
-        "/projects/{pid}/settings": path_item(
-            ["pid"],
-            get=operation("get_settings", "The project's settings", "projects",
-                          {"200": ok("the settings", value_content({"type": "object"}))},
-                          OUTPUT),
-            post=operation("post_settings", "Merge settings", "projects", meta_ok, [],
-                           lines_body({"type": "object", "properties": {
-                               "botgroups": array(NAME)}}, "settings to set",
-                               required=False), WRITE_ERRORS),
-        ),
-        "/projects/{pid}/settings/{name}": path_item(
-            ["pid", "setting"],
-            get=operation("get_setting", "One setting", "projects", setting_value, OUTPUT),
-            post=operation("post_setting", "Set one setting", "projects", meta_ok, [],
-                           value_body(ANY_VALUE, "the setting's new value"), WRITE_ERRORS),
-            delete=operation("delete_setting", "Remove one setting", "projects", meta_ok,
-                             errors=WRITE_ERRORS),
-        ),
-        "/spiders/{pid}/lastjobsummary": path_item(["pid"], get=operation(
-            "lastjobsummary", "The newest job of each spider", "projects", last_ok, last_params,
-        )),
-        "/spiders/{pid}/{sid}/lastjobsummary": path_item(["pid", "sid"], get=operation(
-            "spider_lastjobsummary", "The newest job of one spider", "projects", last_ok,
-            last_params,
-        )),
-        "/botgroups/{name}/max_running": path_item(["botgroup"], post=operation(
-            "set_max_running", "Cap the running jobs of a botgroup (admin)", "botgroups",
-            {"200": json_ok("done", {"type": "null"})}, [],
-            value_body({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
-                       "the cap, or null for none"), WRITE_ERRORS,
-        )),
-        "/botgroups/{name}": path_item(["botgroup"], delete=operation(
-            "delete_botgroup", "Forget a botgroup's cap (admin)", "botgroups",
-            {"200": json_ok("done", {"type": "null"})}, errors=WRITE_ERRORS,
-        )),
-    }
-
-
 DESCRIPTION = """\
 The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
 
@@ -608,9 +315,57 @@ The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
 """
 
 
-@functools.cache
-def document() -> dict[str, Any]:
-    """The OpenAPI document (built once; do not mutate)."""
+def _operation(route: Route) -> Schema:
+    op: Schema = {"operationId": route.op_id, "summary": route.summary, "tags": [route.tag]}
+    query = [p for p in route.params if p.where == "query"]
+    if query:
+        op["parameters"] = [param(p.ref) for p in query]
+    if route.body.kind is not BodyKind.NONE:
+        op["requestBody"] = route.body.describe
+    codes = route.errors
+    if codes is None:
+        codes = READ_ERRORS if route.method == "GET" else WRITE_ERRORS
+    op["responses"] = {**route.answers, **errors_of(codes)}
+    if route.access is Access.PUBLIC:
+        op["security"] = []
+    return op
+
+
+def _parameters(routes: Sequence[Route]) -> dict[str, Schema]:
+    """Every parameter of the table once, under its key; two different ones under one key
+    are a mistake in the table."""
+    found: dict[str, Param] = {}
+    for route in routes:
+        for p in route.params:
+            if found.setdefault(p.ref, p) != p:
+                raise ValueError(f"two different parameters named {p.ref!r}: give one a key")
+    described = {}
+    for key, p in found.items():
+        entry: Schema = {"name": p.name, "in": p.where}
+        if p.where == "path":
+            entry["required"] = True
+        entry["schema"] = p.schema
+        if p.where == "query" and p.schema.get("type") == "array":
+            entry["style"] = "form"
+            entry["explode"] = True
+        entry["description"] = p.description
+        described[key] = entry
+    return described
+
+
+def _paths(routes: Sequence[Route]) -> dict[str, Schema]:
+    paths: dict[str, Schema] = {}
+    for route in routes:
+        item = paths.setdefault(route.path, {})
+        item[route.method.lower()] = _operation(route)
+        in_path = [param(p.ref) for p in route.params if p.where == "path"]
+        if in_path:
+            item["parameters"] = in_path
+    return paths
+
+
+def document(routes: Sequence[Route]) -> dict[str, Any]:
+    """The OpenAPI document of `routes` (the server builds it once, at start-up)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -621,8 +376,8 @@ def document() -> dict[str, Any]:
             "license": {"name": "BSD-3-Clause", "identifier": "BSD-3-Clause"},
         },
         "security": [{"basic": []}, {"apikey": []}],
-        "tags": [{"name": t} for t in ("jobq", "jobs", "projects", "botgroups", "server")],
-        "paths": _build_paths(),
+        "tags": [{"name": t} for t in dict.fromkeys(r.tag for r in routes)],
+        "paths": _paths(routes),
         "components": {
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic",
@@ -631,11 +386,7 @@ def document() -> dict[str, Any]:
                 "apikey": {"type": "apiKey", "in": "query", "name": "apikey"},
             },
             "schemas": SCHEMAS,
-            "parameters": PARAMETERS,
+            "parameters": _parameters(routes),
             "responses": ERRORS,
         },
     }
-
-
-async def endpoint(request: Request) -> Response:
-    return responses.json_response(document())

@@ -2,57 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
 import orjson
-from starlette.datastructures import QueryParams
 
 from jobq import errors
 from jobq.core import validation
 from jobq.core.queue import ListRequest
 from jobq.domain import jobs
 from jobq.domain.jobs import JobKey, State
+from jobq.http.call import Query
+from jobq.http.spec import MAX_INT
 
-#: largest integer a parameter takes; larger ones are clamped (a huge `start` or `count`
-#: means "all", and the databases store 64-bit integers)
-MAX_INT = 2**63 - 1
 #: largest `startts`/`endts`: its position (see jobq.domain.jobs) still fits 64 bits
 MAX_TS = MAX_INT >> jobs.POSITION_SHIFT
 
 #: parameters every endpoint accepts (auth and output shaping)
 COMMON = frozenset({"apikey", "format", "saveas", "fields", "include_headers", "sep", "quote",
                     "escape", "lineend", "meta"})
-LIST_PARAMS = frozenset({"state", "startts", "endts", "stop", "count", "start", "spider",
-                         "has_tag", "lacks_tag", "jobmeta", "filter", "key"})
 
 
-def check_known(params: QueryParams, allowed: Iterable[str]) -> None:
-    known = COMMON | frozenset(allowed)
-    unknown = sorted({name for name in params if name not in known})
-    if unknown:
-        raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
-
-
-def integer(
-    params: QueryParams, name: str, minimum: int = 0, maximum: int = MAX_INT
-) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise errors.BadRequest(f"{name}: {value!r} is not an integer") from None
-    if number < minimum:
-        raise errors.BadRequest(f"{name}: must be at least {minimum}")
-    return min(number, maximum)
-
-
-def flag(params: QueryParams, name: str) -> bool:
+def flag(params: Query, name: str) -> bool:
     return params.get(name, "").lower() in ("1", "true", "yes", "on")
 
 
-def _filters(params: QueryParams, req: ListRequest) -> None:
+def _filters(params: Query, req: ListRequest) -> None:
     """The legacy `filter` parameter: JSON triples [field, operator, [values]]."""
     for raw in params.getlist("filter"):
         try:
@@ -81,7 +55,9 @@ def _filters(params: QueryParams, req: ListRequest) -> None:
                 raise errors.BadRequest(f"filter: unsupported condition {field!r} {op!r}")
 
 
-def list_request(params: QueryParams, default_states: tuple[State, ...]) -> ListRequest:
+def list_request(params: Query, args: dict[str, Any],
+                 default_states: tuple[State, ...]) -> ListRequest:
+    """The list filters; `args` holds the integer ones, parsed by the route's parameters."""
     states = tuple(dict.fromkeys(State.parse(s) for s in params.getlist("state")))
     stop = params.get("stop")
     jobmeta = params.getlist("jobmeta")
@@ -92,11 +68,11 @@ def list_request(params: QueryParams, default_states: tuple[State, ...]) -> List
         has_tags=tuple(params.getlist("has_tag")),
         lacks_tags=tuple(params.getlist("lacks_tag")),
         # clamping keeps the meaning: no position ever reaches MAX_TS
-        startts=integer(params, "startts", maximum=MAX_TS),
-        endts=integer(params, "endts", maximum=MAX_TS),
+        startts=args.get("startts"),
+        endts=args.get("endts"),
         stop=JobKey.parse(stop, "stop") if stop else None,
-        count=integer(params, "count"),
-        start=integer(params, "start") or 0,
+        count=args.get("count"),
+        start=args.get("start") or 0,
         jobmeta=tuple(jobmeta) if jobmeta else None,
         keys=tuple(JobKey.parse(k, "key") for k in keys) if keys else None,
     )

@@ -1,6 +1,6 @@
 """Rendering results in the format the client chose (`format` or `Accept`):
 JSON lines (default), one JSON array, CSV, XML or plain text; `saveas` adds a
-Content-Disposition header. Compression (gzip) is the middleware's job."""
+Content-Disposition header. Compressed (gzip) here when large and the client accepts it."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 
 from jobq import errors
+from jobq.http.call import Call, Reply
 
 JSONLINES = "application/x-jsonlines"
 #: smallest body worth compressing (bytes), and the gzip level (speed over size)
@@ -34,23 +33,23 @@ _BY_MEDIA_TYPE = {media: name for name, media in FORMATS.items()}
 _BY_MEDIA_TYPE["application/jsonlines"] = "jl"
 
 
-def chosen_format(request: Request) -> str:
-    name = request.query_params.get("format")
+def chosen_format(call: Call) -> str:
+    name = call.query.get("format")
     if name is not None:
         if name not in FORMATS:
             raise errors.BadRequest(
                 f"format: unknown format {name!r} (expected {', '.join(FORMATS)})"
             )
         return name
-    for part in request.headers.get("accept", "").split(","):
+    for part in call.header(b"accept").split(","):
         media = part.split(";", 1)[0].strip().lower()
         if media in _BY_MEDIA_TYPE:
             return _BY_MEDIA_TYPE[media]
     return "jl"
 
 
-def _headers(request: Request) -> dict[str, str]:
-    saveas = request.query_params.get("saveas")
+def _headers(call: Call) -> dict[str, str]:
+    saveas = call.query.get("saveas")
     if saveas:
         safe = "".join(c for c in saveas if c.isprintable() and c not in '"\\/')
         if safe.isascii():
@@ -62,45 +61,45 @@ def _headers(request: Request) -> dict[str, str]:
     return {}
 
 
-def json_response(value: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(value), status_code, media_type="application/json")
+def json_response(value: Any, status_code: int = 200) -> Reply:
+    return Reply(orjson.dumps(value), status_code, "application/json")
 
 
-def rows_response(request: Request, rows: Iterable[Any]) -> Response:
+def rows_response(call: Call, rows: Iterable[Any]) -> Reply:
     """A result made of rows (usually objects), in the client's format."""
-    name = chosen_format(request)
+    name = chosen_format(call)
     rows = list(rows)
     if name == "jl":
         body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
     elif name == "json":
         body = orjson.dumps(rows)
     elif name == "csv":
-        body = _csv(request, rows)
+        body = _csv(call, rows)
     elif name == "xml":
         body = _xml(rows)
     else:
         body = b"".join(_text(row) + b"\n" for row in rows)
-    return _respond(request, body, FORMATS[name])
+    return _respond(call, body, FORMATS[name])
 
 
-def value_response(request: Request, value: Any) -> Response:
+def value_response(call: Call, value: Any) -> Reply:
     """A result that is one JSON value (a number, an object): JSON unless asked otherwise."""
-    asked = request.query_params.get("format")
+    asked = call.query.get("format")
     # format=json is this value itself, not an array holding it
-    if asked not in (None, "json") or "jsonlines" in request.headers.get("accept", ""):
-        return rows_response(request, [value])
-    return _respond(request, orjson.dumps(value), "application/json")
+    if asked not in (None, "json") or "jsonlines" in call.header(b"accept"):
+        return rows_response(call, [value])
+    return _respond(call, orjson.dumps(value), "application/json")
 
 
-def _respond(request: Request, body: bytes, media_type: str) -> Response:
+def _respond(call: Call, body: bytes, media_type: str) -> Reply:
     """Compressed here rather than by a middleware around every request: only results can
     be large, and a middleware costs every small request a layer of wrapping."""
-    headers = _headers(request)
-    if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+    headers = _headers(call)
+    if len(body) >= GZIP_MIN_BYTES and "gzip" in call.header(b"accept-encoding"):
         body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         headers["Content-Encoding"] = "gzip"
         headers["Vary"] = "Accept-Encoding"
-    return Response(body, media_type=media_type, headers=headers)
+    return Reply(body, 200, media_type, headers)
 
 
 def _text(value: Any) -> bytes:
@@ -117,8 +116,8 @@ def _cell(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _one_char(request: Request, name: str, default: str) -> str:
-    value = request.query_params.get(name, default)
+def _one_char(call: Call, name: str, default: str) -> str:
+    value = call.query.get(name, default)
     if len(value) != 1:
         raise errors.BadRequest(f"{name}: expected one character, got {value!r}")
     return value
@@ -132,23 +131,23 @@ def _unescape(value: str, name: str) -> str:
         raise errors.BadRequest(f"{name}: {value!r} is not a valid escape sequence") from None
 
 
-def _csv(request: Request, rows: list[Any]) -> bytes:
-    fields_param = request.query_params.get("fields")
+def _csv(call: Call, rows: list[Any]) -> bytes:
+    fields_param = call.query.get("fields")
     if not fields_param:
         raise errors.BadRequest("fields: required with format=csv (comma-separated names)")
     fields = fields_param.split(",")
-    lineend = _unescape(request.query_params.get("lineend", "\n"), "lineend")
-    escape = request.query_params.get("escape")
+    lineend = _unescape(call.query.get("lineend", "\n"), "lineend")
+    escape = call.query.get("escape")
     out = io.StringIO()
     writer = csv.writer(
         out,
-        delimiter=_one_char(request, "sep", ","),
-        quotechar=_one_char(request, "quote", '"'),
-        escapechar=_one_char(request, "escape", "\\") if escape else None,
+        delimiter=_one_char(call, "sep", ","),
+        quotechar=_one_char(call, "quote", '"'),
+        escapechar=_one_char(call, "escape", "\\") if escape else None,
         doublequote=not escape,
         lineterminator=lineend,
     )
-    if request.query_params.get("include_headers", "").lower() in ("1", "true", "yes"):
+    if call.query.get("include_headers", "").lower() in ("1", "true", "yes"):
         writer.writerow(fields)
     for row in rows:
         record = row if isinstance(row, dict) else {}

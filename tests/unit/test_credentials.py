@@ -10,7 +10,7 @@ from jobq.core import credentials
 from jobq.core.credentials import JobTokens, Principal
 from jobq.domain.clock import ManualClock
 from jobq.domain.jobs import JobKey
-from jobq.http.middleware import TokenBuckets
+from jobq.http.ratelimit import TokenBuckets
 
 
 def test_api_keys_are_random_hashed_and_not_hex() -> None:

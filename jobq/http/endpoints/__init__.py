@@ -1,1 +1,2 @@
-"""One module per resource: parse the request, call `jobq.core`, render the answer."""
+"""One module per resource: the handlers of the routes of `jobq.http.table`. A handler gets
+its parameters and body already parsed (`Call`), calls `jobq.core`, and renders the answer."""

@@ -2,46 +2,38 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from jobq import errors
-from jobq.http import params, responses
-from jobq.http.endpoints._common import caller, job_key, json_lines, json_value, queue
+from jobq.domain.jobs import JobKey
+from jobq.http import responses
+from jobq.http.call import Call, Reply
 
 
-async def get_meta(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    meta = await queue(request).job_meta(who, job_key(request))
-    field = request.path_params.get("field")
+def _key(call: Call) -> JobKey:
+    return JobKey(call.args["pid"], call.args["sid"], call.args["jobno"])
+
+
+async def get_meta(call: Call) -> Reply:
+    key = _key(call)
+    meta = await call.queue.job_meta(call.who, key)
+    field = call.args.get("field")
     if field is None:
-        return responses.rows_response(request, [meta])
+        return responses.rows_response(call, [meta])
     if field not in meta:
-        raise errors.NotFound(f"job {job_key(request)} has no field {field!r}")
-    return responses.value_response(request, meta[field])
+        raise errors.NotFound(f"job {key} has no field {field!r}")
+    return responses.value_response(call, meta[field])
 
 
-async def post_meta(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    key = job_key(request)
-    field = request.path_params.get("field")
+async def post_meta(call: Call) -> Reply:
+    field = call.args.get("field")
+    lines = call.body if field is None else [{field: call.body}]
+    await call.queue.set_job_meta(call.who, _key(call), lines)
+    return Reply()
+
+
+async def delete(call: Call) -> Reply:
+    field = call.args.get("field")
     if field is None:
-        lines = await json_lines(request)
+        await call.queue.remove_job(call.who, _key(call))
     else:
-        lines = [{field: await json_value(request, field)}]
-    await queue(request).set_job_meta(who, key, lines)
-    return Response(status_code=200)
-
-
-async def delete(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    key = job_key(request)
-    field = request.path_params.get("field")
-    if field is None:
-        await queue(request).remove_job(who, key)
-    else:
-        await queue(request).delete_job_meta_field(who, key, field)
-    return Response(status_code=200)
+        await call.queue.delete_job_meta_field(call.who, _key(call), field)
+    return Reply()

@@ -3,124 +3,95 @@ summaries, botgroups and the server clock."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-
 from jobq import errors
 from jobq.core import validation
 from jobq.core.queue import now_ms
 from jobq.domain import jobs
 from jobq.http import params, responses
-from jobq.http.endpoints._common import (
-    caller,
-    json_lines,
-    json_value,
-    project_id,
-    queue,
-    spider_id,
-)
+from jobq.http.call import Call, Reply, json_reply
+from jobq.http.errors import TEXT
 
 
-async def system_ts(request: Request) -> Response:
+async def system_ts(call: Call) -> Reply:
     return responses.json_response(now_ms())
 
 
-async def ids_spider(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, {"create"})
-    project = project_id(request)
-    create = params.flag(request.query_params, "create")
-    found = await queue(request).spider_id(who, project, request.path_params["name"], create)
-    return responses.value_response(request, found)
+async def ids_spider(call: Call) -> Reply:
+    create = params.flag(call.query, "create")
+    found = await call.queue.spider_id(call.who, call.args["pid"], call.args["name"], create)
+    return responses.value_response(call, found)
 
 
-async def get_settings(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    settings = await queue(request).settings(who, project_id(request))
-    name = request.path_params.get("name")
+async def get_settings(call: Call) -> Reply:
+    settings = await call.queue.settings(call.who, call.args["pid"])
+    name = call.args.get("name")
     if name is None:
-        return responses.value_response(request, settings)
+        return responses.value_response(call, settings)
     if name not in settings:
         raise errors.NotFound(f"no setting {name!r}")
-    return responses.value_response(request, settings[name])
+    return responses.value_response(call, settings[name])
 
 
-async def post_settings(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    project = project_id(request)
-    name = request.path_params.get("name")
+async def post_settings(call: Call) -> Reply:
+    name = call.args.get("name")
     if name is None:
         fields: dict[str, object] = {}
-        for i, line in enumerate(await json_lines(request), 1):
+        for i, line in enumerate(call.body, 1):
             fields.update(validation.expect_object(line, f"line {i}"))
     else:
-        fields = {name: await json_value(request, name)}
-    await queue(request).update_settings(who, project, fields)
-    return Response(status_code=200)
+        fields = {name: call.body}
+    await call.queue.update_settings(call.who, call.args["pid"], fields)
+    return Reply()
 
 
-async def delete_setting(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    await queue(request).update_settings(
-        who, project_id(request), {}, remove=[request.path_params["name"]]
-    )
-    return Response(status_code=200)
+async def delete_setting(call: Call) -> Reply:
+    await call.queue.update_settings(call.who, call.args["pid"], {},
+                                      remove=[call.args["name"]])
+    return Reply()
 
 
-async def project_jobsummary(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    project = project_id(request)
-    who.check_project(project)
-    return responses.value_response(request, await queue(request).project_summary(project))
+async def project_jobsummary(call: Call) -> Reply:
+    project = call.args["pid"]
+    call.who.check_project(project)
+    return responses.value_response(call, await call.queue.project_summary(project))
 
 
-async def project_jobsummaries(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    return responses.value_response(request, await queue(request).project_summaries(who))
+async def project_jobsummaries(call: Call) -> Reply:
+    return responses.value_response(call, await call.queue.project_summaries(call.who))
 
 
-async def lastjobsummary(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, {"count", "start", "startafter"})
-    project = project_id(request)
-    spider = spider_id(request) if "sid" in request.path_params else None
-    after = request.query_params.get("startafter")
-    rows = await queue(request).last_jobs(
-        who, project, spider,
+async def lastjobsummary(call: Call) -> Reply:
+    after = call.query.get("startafter")
+    rows = await call.queue.last_jobs(
+        call.who, call.args["pid"], call.args.get("sid"),
         after_spider=jobs.parse_target(after, "startafter").spider if after else 0,
-        start=params.integer(request.query_params, "start") or 0,
-        count=params.integer(request.query_params, "count"),
+        start=call.args.get("start") or 0,
+        count=call.args.get("count"),
     )
-    return responses.rows_response(request, rows)
+    return responses.rows_response(call, rows)
 
 
-async def set_max_running(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    value = await json_value(request, "max_running")
-    await queue(request).set_max_running(who, request.path_params["name"], value)
+async def set_max_running(call: Call) -> Reply:
+    await call.queue.set_max_running(call.who, call.args["name"], call.body)
     return responses.json_response(None)
 
 
-async def delete_botgroup(request: Request) -> Response:
-    who = await caller(request)
-    params.check_known(request.query_params, ())
-    await queue(request).delete_botgroup(who, request.path_params["name"])
+async def delete_botgroup(call: Call) -> Reply:
+    await call.queue.delete_botgroup(call.who, call.args["name"])
     return responses.json_response(None)
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(call: Call) -> Reply:
     return responses.json_response({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
+async def readyz(call: Call) -> Reply:
     try:
-        await queue(request).storage.ping()
+        await call.queue.storage.ping()
     except errors.StorageFault as exc:  # not ready, and will not become so by itself
-        return PlainTextResponse(exc.message + "\n", 503)
+        return Reply((exc.message + "\n").encode(), 503, TEXT)
     return responses.json_response({"status": "ok", "database": "reachable"})
+
+
+async def openapi_document(call: Call) -> Reply:
+    return json_reply(call.services.openapi)

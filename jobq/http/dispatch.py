@@ -1,0 +1,139 @@
+"""The route table compiled for dispatch, once at start-up: routes grouped by method, first
+path segment and number of segments, each with its literal segments to compare, its path
+parameters' parsers, the query parameters it knows and parses, and its metric children.
+A request then costs a dict lookup and a comparison of a few segments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jobq import errors, metrics
+from jobq.http.call import Query
+from jobq.http.params import COMMON
+from jobq.http.spec import Access, Body, Handler, Route
+
+
+class NotRouted(errors.JobqError):
+    """No route for this path (404), or not for this method (405, with `allow`)."""
+
+    def __init__(self, message: str, status: int, allow: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.allow = allow
+
+
+class RouteMetrics:
+    """A route's metric children, made once: `labels()` costs a lookup and a lock a call."""
+
+    __slots__ = ("_counts", "_method", "_path", "seconds")
+
+    def __init__(self, path: str, method: str) -> None:
+        self._path = path
+        self._method = method
+        self._counts: dict[int, Any] = {}
+        self.seconds = metrics.REQUEST_SECONDS.labels(path, method)
+
+    def count(self, status: int) -> Any:
+        child = self._counts.get(status)
+        if child is None:
+            child = self._counts[status] = metrics.REQUESTS.labels(
+                self._path, self._method, str(status))
+        return child
+
+
+class Compiled:
+    """One route, ready to match and parse."""
+
+    __slots__ = ("access", "body", "handler", "known", "literals", "metrics", "path_params",
+                 "query_params", "route")
+
+    def __init__(self, route: Route, method: str) -> None:
+        self.route = route
+        self.handler: Handler = route.handler
+        self.access: Access = route.access
+        self.body: Body = route.body
+        segments = route.path[1:].split("/")
+        literals = []
+        by_name = {p.name: p for p in route.params if p.where == "path"}
+        path_params: list[tuple[int, str, Callable[[str], Any]]] = []
+        for i, segment in enumerate(segments):
+            if segment.startswith("{"):
+                name = segment[1:-1]
+                if name not in by_name or by_name[name].parse is None:
+                    raise ValueError(f"{route.path}: path parameter {name!r} not declared")
+                path_params.append((i, name, by_name.pop(name).parse))  # type: ignore[arg-type]
+            else:
+                literals.append((i, segment))
+        if by_name:
+            raise ValueError(f"{route.path}: {sorted(by_name)} declared but not in the path")
+        if not literals or literals[0][0] != 0:
+            raise ValueError(f"{route.path}: the first segment must be literal")
+        self.literals = tuple(literals[1:])  # the first one is the dispatch key
+        self.path_params = tuple(path_params)
+        query = [p for p in route.params if p.where == "query"]
+        # public routes (health probes, the clock) take any parameters, as they always did:
+        # a probe must not fail on a cache-busting parameter
+        self.known = None if route.access is Access.PUBLIC else COMMON | {p.name for p in query}
+        self.query_params = tuple((p.name, p.parse) for p in query if p.parse is not None)
+        self.metrics = RouteMetrics(route.path, method)
+
+    def matches(self, segments: list[str]) -> bool:
+        for i, literal in self.literals:
+            if segments[i] != literal:
+                return False
+        # a parameter is never empty (`/jobs/1/1/1/` names no field)
+        return all(segments[i] for i, _, _ in self.path_params)
+
+    def parse_path(self, segments: list[str]) -> dict[str, Any]:
+        return {name: parse(segments[i]) for i, name, parse in self.path_params}
+
+    def parse_query(self, query: Query, args: dict[str, Any]) -> None:
+        """Refuse unknown parameters, then parse the typed ones into `args`."""
+        if query:
+            known = self.known
+            unknown = [] if known is None else sorted({n for n in query if n not in known})
+            if unknown:
+                raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
+            for name, parse in self.query_params:
+                text = query.get(name)
+                if text is not None:
+                    args[name] = parse(text)
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self._routes: dict[tuple[str, str, int], list[Compiled]] = {}
+        self._unmatched: dict[str, RouteMetrics] = {}
+        seen = set()
+        for route in routes:
+            if (route.method, route.path) in seen:
+                raise ValueError(f"{route.method} {route.path} declared twice")
+            seen.add((route.method, route.path))
+            methods = [route.method, "HEAD"] if route.method == "GET" else [route.method]
+            for method in methods:
+                compiled = Compiled(route, method)
+                key = (method, route.path[1:].split("/", 1)[0], route.path.count("/"))
+                self._routes.setdefault(key, []).append(compiled)
+
+    def match(self, method: str, path: str) -> tuple[Compiled, list[str]]:
+        segments = path[1:].split("/")
+        for compiled in self._routes.get((method, segments[0], len(segments)), ()):
+            if compiled.matches(segments):
+                return compiled, segments
+        allow = [m for m in ("GET", "HEAD", "POST", "DELETE") if m != method and any(
+            c.matches(segments) for c in self._routes.get((m, segments[0], len(segments)), ())
+        )]
+        if allow:
+            raise NotRouted("Method Not Allowed", 405, allow)
+        raise NotRouted("Not Found", 404)
+
+    def unmatched(self, method: str) -> RouteMetrics:
+        """The metrics of requests no route matched (by method: a client picks the methods,
+        so only the few the server knows get a child of their own)."""
+        if method not in ("GET", "HEAD", "POST", "DELETE"):
+            method = "other"
+        found = self._unmatched.get(method)
+        if found is None:
+            found = self._unmatched[method] = RouteMetrics("unmatched", method)
+        return found

@@ -1,0 +1,284 @@
+"""The route table: every route of the server, declared once.
+
+Each `Route` says its method and path, its parameters (with their types and limits), the
+kind of body it reads, who may call it, what it answers and the handler. From this one
+list the server compiles, at start-up, its dispatcher, the parsing and checking of
+parameters and bodies, the checks of credentials (`jobq.http.dispatch`), and the OpenAPI
+document served at /openapi.json (`jobq.http.openapi`). Nothing else routes.
+
+Adding a route is one declaration here plus a handler:
+
+    # jobq/http/endpoints/greetings.py
+    async def hello(call: Call) -> Reply:
+        who, project = call.who, call.args["pid"]   # the caller; parsed parameters
+        times = call.args.get("times") or 1
+        return responses.json_response(await call.queue.greet(who, project, times))
+
+    # here, in ROUTES
+    Route("GET", "/hello/{pid}", greetings.hello, "hello", "Say hello", "projects",
+          {"200": json_ok("a greeting", {"type": "string"})},
+          params=[PID, spec.integer("times", "how many times", minimum=1)]),
+
+- Path parameters must be declared (`spec.path`, with a parse function); a query parameter
+  that is not declared (nor one of the common ones: `apikey`, `format`, ...) is a 400.
+- `spec.integer` parameters arrive parsed in `call.args`; text ones are read from
+  `call.query` by the handler (`get`, `getlist`).
+- `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value),
+  `RAW` (`call.raw`, the handler parses); sizes, timeouts and JSON errors are handled
+  before the handler runs.
+- `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
+  queue service checks what it reaches) or `ADMIN`.
+- Routes are tried in the order of this list within a first path segment: put busy routes
+  first, and literal segments before parameters where both could match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jobq.domain.jobs import State, parse_id
+from jobq.http import openapi, spec
+from jobq.http.endpoints import jobq, jobs, misc, ops
+from jobq.http.openapi import (
+    ANY_VALUE,
+    ID,
+    LISTABLE,
+    NAME,
+    array,
+    json_ok,
+    lines_body,
+    ok,
+    ref,
+    rows_content,
+    value_body,
+    value_content,
+)
+from jobq.http.params import MAX_TS
+from jobq.http.responses import FORMATS
+from jobq.http.spec import Access, Body, BodyKind, Route
+
+# -- parameters ---------------------------------------------------------------------------
+
+
+def _id(what: str) -> Callable[[str], int]:
+    return lambda text: parse_id(text, what)
+
+
+def _same(text: str) -> str:
+    return text
+
+
+PID = spec.path("pid", ID, "project id", _id("project id"))
+SID = spec.path("sid", ID, "spider id", _id("spider id"))
+JOBNO = spec.path("jobno", ID, "job number", _id("job number"))
+QUEUE = spec.path("state", {"type": "string", "enum": LISTABLE}, "the queue to summarise",
+                  lambda text: State.parse(text, "queue"), key="queue")
+FIELD = spec.path("field", {"type": "string"}, "a metadata field", _same)
+SETTING = spec.path("name", {"type": "string"}, "a setting", _same, key="setting")
+SPIDER_NAME = spec.path("name", NAME, "a spider name", _same, key="spidername")
+BOTGROUP = spec.path("name", NAME, "a botgroup name", _same, key="botgroup")
+JOB = [PID, SID, JOBNO]
+
+#: output shaping, which every route answering rows or a value takes
+OUTPUT = [
+    spec.text("format", "output format (default: JSON lines, or as the Accept header says)",
+              {"type": "string", "enum": list(FORMATS)}),
+    spec.text("saveas", "adds Content-Disposition: attachment with this file name"),
+    spec.text("fields", "CSV: comma-separated field names (required with format=csv)"),
+    spec.text("include_headers", "CSV: 1/true/yes writes a header line"),
+    spec.text("sep", "CSV: separator", {"type": "string", "minLength": 1, "maxLength": 1}),
+    spec.text("quote", "CSV: quote character",
+              {"type": "string", "minLength": 1, "maxLength": 1}),
+    spec.text("escape", "CSV: escape character (instead of doubling quotes)",
+              {"type": "string", "minLength": 1, "maxLength": 1}),
+    spec.text("lineend", "CSV: line end, escapes like \\r\\n allowed"),
+    spec.text("meta", "accepted for compatibility, ignored"),
+]
+
+COUNT = spec.integer("count", "at most this many rows (the server's --max-count caps it: 400"
+                              " past it)")
+START = spec.integer("start", "skip this many rows first")
+JOBMETA = spec.text("jobmeta", "return these metadata fields (rows then keep key, state, ts,"
+                               " elapsed, tags and the fields asked for)", many=True)
+KEYS = spec.text("key", "only these jobs", ref("JobKey"), many=True)
+LIST_FILTERS = [
+    spec.text("state", "queue(s) to list; default finished",
+              {"type": "string", "enum": LISTABLE}, many=True),
+    spec.integer("startts", "only jobs with ts >= startts", maximum=MAX_TS),
+    spec.integer("endts", "only jobs with ts < endts", maximum=MAX_TS),
+    spec.text("stop", "stop just before this job (exclusive)", ref("JobKey")),
+    COUNT,
+    START,
+    spec.text("spider", "only these spider names", many=True),
+    spec.text("has_tag", "only jobs having any of these tags", many=True),
+    spec.text("lacks_tag", "only jobs having none of these tags", many=True),
+    JOBMETA,
+    spec.text("filter", 'legacy JSON triples, e.g. ["state","=",["finished"]],'
+                        ' ["tags","haselement",["t1"]]',
+              {"type": "string", "examples": ['["state","=",["finished"]]',
+                                              '["tags","haselement",["t1"]]']}, many=True),
+    KEYS,
+]
+CANCEL_COUNT = spec.integer("count", "admin: cancel up to this many pending jobs (no body then)",
+                            minimum=1, key="cancel_count")
+CREATE = spec.text("create", "1/true/yes: give a new name the next id")
+STARTAFTER = spec.text("startafter", "accepted for compatibility, ignored")
+
+# -- bodies -------------------------------------------------------------------------------
+
+
+def _lines(item: openapi.Schema, description: str, required: bool = True) -> Body:
+    return Body(BodyKind.LINES, lines_body(item, description, required))
+
+
+def _value(schema: openapi.Schema, description: str, name: str,
+           name_from_path: bool = False) -> Body:
+    return Body(BodyKind.VALUE, value_body(schema, description), name, name_from_path)
+
+
+CANCEL_BODY = Body(BodyKind.RAW, {
+    "description": "the jobs to cancel: a JSON array or JSON lines (none with count)",
+    "required": False,
+    "content": {openapi.JSON: {"schema": array(ref("CancelItem"))},
+                openapi.JSONLINES: {"schema": array(ref("CancelItem"))}},
+})
+
+# -- answers ------------------------------------------------------------------------------
+
+SUMMARY_OK = {"200": ok("one line per queue", rows_content(ref("SummaryQueue")))}
+META_OK = {"200": ok("done: an empty body")}
+LAST_OK = {"200": ok("the newest job of each spider", rows_content(ref("JobRow")))}
+HEALTH = {"status": {"type": "string", "const": "ok"}}
+COUNT_OF = {"type": "object", "required": ["count"],
+            "properties": {"count": {"type": "integer", "minimum": 0}},
+            "additionalProperties": False}
+ONE_OR_NONE = {**COUNT_OF, "properties": {"count": {"type": "integer", "minimum": 0,
+                                                    "maximum": 1}}}
+DONE = {"200": json_ok("done", {"type": "null"})}
+
+SUMMARY = [COUNT, START, JOBMETA, *OUTPUT]
+LAST = [COUNT, START, STARTAFTER, *OUTPUT]
+
+# -- the table ----------------------------------------------------------------------------
+
+ROUTES: list[Route] = [
+    # the queues; the busiest routes first
+    Route("POST", "/jobq/{pid}/push", jobq.push, "push", "Create jobs, one a line", "jobq",
+          {"200": ok("one line per input line, in order", rows_content(ref("PushResult")))},
+          [PID, *OUTPUT], _lines(ref("NewJob"), "one job a line")),
+    Route("POST", "/jobq/{pid}/startjob", jobq.startjob, "startjob",
+          "Claim the next pending job", "jobq",
+          {"200": json_ok("the claimed job, now running", ref("StartedJob")),
+           "204": ok("no pending job")},
+          [PID], _lines(ref("StartParams"), "at most one object of start parameters",
+                        required=False)),
+    Route("POST", "/jobq/{pid}/update", jobq.update, "update", "Change states and metadata",
+          "jobq", {"200": ok("one line per job changed", rows_content(ref("UpdateResult")))},
+          [PID, *OUTPUT], _lines(ref("JobUpdate"), "one update a line")),
+    Route("GET", "/jobq/{pid}/list", jobq.list_jobs, "list_jobs",
+          "Jobs of the project, most recent first", "jobq",
+          {"200": ok("one line per job", rows_content(ref("JobRow")))},
+          [PID, *LIST_FILTERS, *OUTPUT]),
+    Route("GET", "/jobq/{pid}/count", jobq.count, "count",
+          "How many jobs match the list filters", "jobq",
+          {"200": ok("the number of jobs", value_content({"type": "integer", "minimum": 0}))},
+          [PID, *LIST_FILTERS, *OUTPUT]),
+    Route("POST", "/jobq/{pid}/cancel", jobq.cancel, "cancel", "Cancel jobs", "jobq",
+          {"200": json_ok("how many jobs were pending or running", COUNT_OF)},
+          [PID, CANCEL_COUNT], CANCEL_BODY),
+    Route("GET", "/jobq/{pid}/jobsummary", jobq.jobsummary, "jobsummary",
+          "The jobs named by `key`, with the `jobmeta` fields", "jobq",
+          {"200": ok("one line per key found", rows_content(ref("JobRow")))},
+          [PID, KEYS, JOBMETA, *OUTPUT]),
+    Route("GET", "/jobq/{pid}/summary", jobq.summary, "summary",
+          "The three queues of the project", "jobq", SUMMARY_OK, [PID, *SUMMARY]),
+    Route("GET", "/jobq/{pid}/summary/{state}", jobq.summary, "summary_queue",
+          "One queue of the project", "jobq", SUMMARY_OK, [PID, QUEUE, *SUMMARY]),
+    Route("GET", "/jobq/{pid}/{sid}/summary", jobq.summary, "spider_summary",
+          "The three queues of one spider", "jobq", SUMMARY_OK, [PID, SID, *SUMMARY]),
+    Route("GET", "/jobq/{pid}/{sid}/summary/{state}", jobq.summary, "spider_summary_queue",
+          "One queue of one spider", "jobq", SUMMARY_OK, [PID, SID, QUEUE, *SUMMARY]),
+    Route("POST", "/jobq/{pid}/{sid}/{jobno}/cancel", jobq.cancel_job, "cancel_job",
+          "Cancel one job", "jobq",
+          {"200": json_ok("1 when the job was pending or running, else 0", ONE_OR_NONE)}, JOB),
+    # job metadata
+    Route("GET", "/jobs/{pid}/{sid}/{jobno}", jobs.get_meta, "get_job_meta",
+          "The job's metadata", "jobs",
+          {"200": ok("the metadata, one line", rows_content(ref("JobMeta")))},
+          [*JOB, *OUTPUT]),
+    Route("POST", "/jobs/{pid}/{sid}/{jobno}", jobs.post_meta, "post_job_meta",
+          "Merge fields into the job's metadata", "jobs", META_OK, JOB,
+          _lines(ref("MetaFields"), "fields to set", required=False)),
+    Route("DELETE", "/jobs/{pid}/{sid}/{jobno}", jobs.delete, "delete_job",
+          "Remove the job entirely", "jobs", META_OK, JOB),
+    Route("GET", "/jobs/{pid}/{sid}/{jobno}/{field}", jobs.get_meta, "get_job_field",
+          "One metadata field", "jobs",
+          {"200": ok("the field's value", value_content(ANY_VALUE))}, [*JOB, FIELD, *OUTPUT]),
+    Route("POST", "/jobs/{pid}/{sid}/{jobno}/{field}", jobs.post_meta, "post_job_field",
+          "Set one metadata field", "jobs", META_OK, [*JOB, FIELD],
+          _value(ANY_VALUE, "the field's new value", "field", name_from_path=True)),
+    Route("DELETE", "/jobs/{pid}/{sid}/{jobno}/{field}", jobs.delete, "delete_job_field",
+          "Remove one metadata field", "jobs", META_OK, [*JOB, FIELD]),
+    # spiders, projects, botgroups
+    Route("GET", "/ids/{pid}/spider/{name}", misc.ids_spider, "spider_id",
+          "The id of a spider name", "projects",
+          {"200": ok("the id, or null for an unknown name without create",
+                     value_content({"anyOf": [ID, {"type": "null"}]}))},
+          [PID, SPIDER_NAME, CREATE, *OUTPUT]),
+    Route("GET", "/projects/jobsummaries", misc.project_jobsummaries, "project_jobsummaries",
+          "Job counts of every project the key can see", "projects",
+          {"200": ok("one summary per project",
+                     value_content(array(ref("ProjectSummary"))))}, OUTPUT),
+    Route("GET", "/projects/{pid}/jobsummary", misc.project_jobsummary, "project_jobsummary",
+          "Job counts of the project", "projects",
+          {"200": ok("the counts", value_content(ref("ProjectSummary")))}, [PID, *OUTPUT]),
+    Route("GET", "/projects/{pid}/settings", misc.get_settings, "get_settings",
+          "The project's settings", "projects",
+          {"200": ok("the settings", value_content({"type": "object"}))}, [PID, *OUTPUT]),
+    Route("POST", "/projects/{pid}/settings", misc.post_settings, "post_settings",
+          "Merge settings", "projects", META_OK, [PID],
+          _lines({"type": "object", "properties": {"botgroups": array(NAME)}},
+                 "settings to set", required=False)),
+    Route("GET", "/projects/{pid}/settings/{name}", misc.get_settings, "get_setting",
+          "One setting", "projects",
+          {"200": ok("the setting's value", value_content(ANY_VALUE))},
+          [PID, SETTING, *OUTPUT]),
+    Route("POST", "/projects/{pid}/settings/{name}", misc.post_settings, "post_setting",
+          "Set one setting", "projects", META_OK, [PID, SETTING],
+          _value(ANY_VALUE, "the setting's new value", "name", name_from_path=True)),
+    Route("DELETE", "/projects/{pid}/settings/{name}", misc.delete_setting, "delete_setting",
+          "Remove one setting", "projects", META_OK, [PID, SETTING]),
+    Route("GET", "/spiders/{pid}/lastjobsummary", misc.lastjobsummary, "lastjobsummary",
+          "The newest job of each spider", "projects", LAST_OK, [PID, *LAST]),
+    Route("GET", "/spiders/{pid}/{sid}/lastjobsummary", misc.lastjobsummary,
+          "spider_lastjobsummary", "The newest job of one spider", "projects", LAST_OK,
+          [PID, SID, *LAST]),
+    Route("POST", "/botgroups/{name}/max_running", misc.set_max_running, "set_max_running",
+          "Cap the running jobs of a botgroup (admin)", "botgroups", DONE, [BOTGROUP],
+          _value({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
+                 "the cap, or null for none", "max_running"), Access.ADMIN),
+    Route("DELETE", "/botgroups/{name}", misc.delete_botgroup, "delete_botgroup",
+          "Forget a botgroup's cap (admin)", "botgroups", DONE, [BOTGROUP],
+          access=Access.ADMIN),
+    # operations: no credentials
+    Route("GET", "/system/ts", misc.system_ts, "system_ts",
+          "The server time (ms since the epoch)", "server",
+          {"200": json_ok("the time", {"type": "integer"})}, access=Access.PUBLIC, errors=[]),
+    Route("GET", "/healthz", misc.healthz, "healthz", "Liveness", "server",
+          {"200": json_ok("the process answers", {
+              "type": "object", "required": ["status"], "properties": HEALTH})},
+          access=Access.PUBLIC, errors=[]),
+    Route("GET", "/readyz", misc.readyz, "readyz", "Readiness: the database answers",
+          "server",
+          {"200": json_ok("ready", {
+              "type": "object", "required": ["status", "database"],
+              "properties": {**HEALTH, "database": {"type": "string"}}})},
+          access=Access.PUBLIC, errors=["503"]),
+    Route("GET", "/openapi.json", misc.openapi_document, "openapi", "This description",
+          "server", {"200": json_ok("the OpenAPI 3.1 document", {"type": "object"})},
+          access=Access.PUBLIC, errors=[]),
+    Route("GET", "/metrics", ops.metrics_endpoint, "metrics", "Prometheus metrics", "server",
+          {"200": ok("the Prometheus text exposition format",
+                     {openapi.TEXT: {"schema": {"type": "string"}}})},
+          access=Access.PUBLIC, errors=["401", "503"]),  # 401: the server has a --metrics-key
+]
