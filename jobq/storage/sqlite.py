@@ -132,8 +132,11 @@ class SqliteStorage(Storage):
         """Check the database (see the module docstring), then create the schema or apply
         the migrations it lacks; returns the version."""
         path = Path(self.path)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _create_private(path)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(path)
+        except OSError as exc:
+            raise errors.DatabaseRefused(f"{path}: cannot create the database: {exc}") from exc
         # no WAL pragma yet: a file that is refused is left exactly as it was
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)

@@ -67,7 +67,7 @@ def _rename_jobs_table(db_url: str, old: str, new: str) -> None:
             conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
     else:
         with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
+            conn.execute(f"ALTER TABLE jobq.{old} RENAME TO {new}")
 
 
 def test_a_database_failure_answers_500_without_its_internals(
@@ -179,4 +179,6 @@ def test_a_server_that_cannot_open_its_database_exits_non_zero(
          "--port", "0", "--http-server", http_server],
         capture_output=True, text=True, timeout=60,
     )
-    assert done.returncode == 3, done.stdout + done.stderr  # as uvicorn has always done
+    # refused before serving, as any database jobq cannot use: one line, exit status 2
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

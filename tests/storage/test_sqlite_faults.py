@@ -79,7 +79,7 @@ async def test_dead_writer_fails_writes_at_once_and_readyz_says_so(tmp_path: Pat
     storage = SqliteStorage(path)
     app = create_app(Settings(db=f"sqlite:///{path}", admin_keys=("k",)), storage)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
+    async with helpers.asgi_lifespan(app), httpx.AsyncClient(
         transport=transport, base_url="http://jobq", auth=("k", "")
     ) as client:
         body = b'{"spider":"s"}'
