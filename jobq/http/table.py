@@ -27,7 +27,15 @@ Adding a route is one declaration here plus a handler:
   `RAW` (`call.raw`, the handler parses); sizes, timeouts and JSON errors are handled
   before the handler runs.
 - `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
-  queue service checks what it reaches) or `ADMIN`.
+  queue service checks what it reaches), `JOB` (the caller must reach the job the path
+  names with `pid`, `sid`, `jobno`, its first parameters: checked before the query and
+  body are read, so a stranger gets 403 and never a 400 about its request) or `ADMIN`.
+- A handler answers a `Reply`: a body, or for an answer too large to hold in memory a
+  `stream=` (an async generator of the parts; sent chunked). The first part is produced
+  before the status goes out, so a failure there still answers its own error; a failure
+  later cuts the connection (the client sees an unfinished body). HEAD sends no part.
+- One handler may serve several routes: bind what tells them apart with
+  `functools.partial`.
 - Routes are tried in the order of this list within a first path segment: put busy routes
   first, and literal segments before parameters where both could match.
 """
