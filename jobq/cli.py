@@ -69,6 +69,9 @@ def main() -> None:
 @click.option("--body-timeout", envvar="JOBQ_BODY_TIMEOUT", show_envvar=True, default=30.0,
               show_default=True, type=click.FloatRange(0.1),
               help="Seconds to wait for each part of a request body (408 past it).")
+@click.option("--data-janitor-seconds", envvar="JOBQ_DATA_JANITOR_SECONDS", show_envvar=True,
+              default=30.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds between removals of deleted and expired jobs' items, logs, requests.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -77,7 +80,8 @@ def main() -> None:
               help="json: one JSON object a line, with the request id.")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
-          body_timeout: float, log_level: str, log_format: str) -> None:
+          body_timeout: float, data_janitor_seconds: float, log_level: str,
+          log_format: str) -> None:
     """Run the server in the foreground."""
     import uvicorn
 
@@ -87,7 +91,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         db=db, host=host, port=port, admin_keys=(admin_key,) if admin_key else (),
         sqlite_synchronous=sqlite_synchronous.upper(), pool_size=pool_size,
         max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
-        body_timeout=body_timeout,
+        body_timeout=body_timeout, data_janitor_seconds=data_janitor_seconds,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)

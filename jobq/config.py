@@ -29,6 +29,8 @@ class Settings:
     rate_burst: int = 100
     #: seconds to wait for each part of a request body before answering 408
     body_timeout: float = 30.0
+    #: seconds between passes of the job-data janitor (deleted jobs, retention)
+    data_janitor_seconds: float = 30.0
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

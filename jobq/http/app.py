@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -12,6 +13,7 @@ from starlette.middleware import Middleware
 
 from jobq.config import Settings
 from jobq.core import credentials
+from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 from jobq.http import errors as http_errors
 from jobq.http.middleware import RequestContext
@@ -53,7 +55,15 @@ def create_app(settings: Settings, storage: Storage) -> Starlette:
             )
             instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
             app.state.queue = JobQueue(instrumented, tokens, settings.max_count)
-            yield
+            # job data (items, logs, requests) and its janitor
+            app.state.jobdata = JobData(instrumented, storage.chunk_store(), 4 * settings.max_body)
+            janitor = asyncio.create_task(
+                app.state.jobdata.run_janitor(settings.data_janitor_seconds))
+            try:
+                yield
+            finally:
+                janitor.cancel()
+                await asyncio.gather(janitor, return_exceptions=True)
         finally:
             await storage.close()
 

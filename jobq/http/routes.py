@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from jobq.http import openapi
-from jobq.http.endpoints import jobq, jobs, misc, ops
+from jobq.http.endpoints import jobdata, jobq, jobs, misc, ops
 
 GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
 JOB = "/jobs/{pid}/{sid}/{jobno}"
@@ -31,6 +31,8 @@ ROUTES = [
     Route(JOB + "/{field}", jobs.get_meta, methods=GET),
     Route(JOB + "/{field}", jobs.post_meta, methods=POST),
     Route(JOB + "/{field}", jobs.delete, methods=DELETE),
+    # what jobs produce: items, logs, requests (jobq/http/endpoints/jobdata.py)
+    *jobdata.routes(),
     # spiders, projects, botgroups
     Route("/ids/{pid}/spider/{name}", misc.ids_spider, methods=GET),
     Route("/projects/jobsummaries", misc.project_jobsummaries, methods=GET),

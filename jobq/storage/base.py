@@ -24,6 +24,7 @@ from jobq.domain.records import (
     StartRequest,
     Updated,
 )
+from jobq.storage.chunks import ChunkStore
 
 
 class Storage(abc.ABC):
@@ -176,3 +177,9 @@ class Storage(abc.ABC):
     async def get_or_create_secret(self, name: str, value: str) -> str:
         """A server secret (e.g. the job-token signing key): the stored one, or
         `value` stored now if there was none."""
+
+    # -- job data (items, logs, requests) ----------------------------------------------
+
+    def chunk_store(self) -> ChunkStore:
+        """The store of what jobs produce, in this database (see `jobq.storage.chunks`)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no job data")

@@ -119,6 +119,7 @@ from jobq.storage import _pg_tx as tx
 from jobq.storage._pg_batch import GroupCommit, Op
 from jobq.storage._pg_sql import Q, migrations
 from jobq.storage.base import Storage
+from jobq.storage.chunks import ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -731,3 +732,10 @@ class PostgresStorage(Storage):
         row = await self._fetchone(Q.secret, {"name": name})
         assert row is not None
         return str(row[0])
+
+    # -- job data (items, logs, requests) ----------------------------------------------
+
+    def chunk_store(self) -> ChunkStore:
+        from jobq.storage._pg_chunks import PostgresChunkStore
+
+        return PostgresChunkStore(self._run)

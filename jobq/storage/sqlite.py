@@ -38,6 +38,7 @@ from jobq.storage import _sqlite_read as read
 from jobq.storage import _sqlite_tx as tx
 from jobq.storage._sqlite_writer import GroupCommitWriter, translate
 from jobq.storage.base import Storage
+from jobq.storage.chunks import ChunkStore
 
 T = TypeVar("T")
 
@@ -356,3 +357,10 @@ class SqliteStorage(Storage):
             return str(stored)
 
         return await self._write(get_or_create)
+
+    # -- job data (items, logs, requests) ----------------------------------------------
+
+    def chunk_store(self) -> ChunkStore:
+        from jobq.storage._sqlite_chunks import SqliteChunkStore
+
+        return SqliteChunkStore(self._write, self._read)
