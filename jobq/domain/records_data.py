@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 import gzip
+import itertools
 import operator
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,20 +112,22 @@ def parse_index(text: str, what: str) -> int:
 
 @dataclass(slots=True)
 class Batch:
-    """The records of one write: JSON lines as stored, and what stats need of each."""
+    """The records of one write: their JSON lines as stored, and the parsed objects."""
 
+    kind: Kind
     lines: list[bytes] = field(default_factory=list)
-    #: per record: what it adds to the stats counts (a log's level, an item's fields)
-    counted: list[tuple[str, ...]] = field(default_factory=list)
+    objects: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
 
     def stats(self, lo: int = 0, hi: int | None = None) -> Stats:
-        stats = Stats()
-        for line, names in zip(self.lines[lo:hi], self.counted[lo:hi], strict=True):
-            stats.add(len(line), names)
-        return stats
+        objects = self.objects[lo:hi]
+        if self.kind is Kind.LOGS:
+            counted = Counter(str(o["level"]) for o in objects if o.get("level") is not None)
+        else:
+            counted = Counter(itertools.chain.from_iterable(objects))
+        return Stats(len(objects), sum(map(len, self.lines[lo:hi])), dict(counted))
 
 
 @dataclass(slots=True)
@@ -178,23 +182,24 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
 
 def parse_batch(kind: Kind, body: bytes, first_index: int | None) -> Batch:
     """A JSON-lines body as records (blank lines skipped). Every record is checked before
-    anything is stored: a JSON object, at most `MAX_RECORD_BYTES`."""
-    batch = Batch()
-    is_log = kind is Kind.LOGS
+    anything is stored: a JSON object, at most `MAX_RECORD_BYTES`. A record is stored as
+    sent, less the server's meta fields."""
+    batch = Batch(kind)
     for number, raw in enumerate(body.split(b"\n"), 1):
         line = raw.strip()
         if not line:
             continue
-        where = _where(number, first_index, len(batch))
         if len(line) > MAX_RECORD_BYTES:
-            raise errors.PayloadTooLarge(f"{where}: record over {MAX_RECORD_BYTES} bytes")
+            raise errors.PayloadTooLarge(f"{_where(number, first_index, len(batch))}:"
+                                         f" record over {MAX_RECORD_BYTES} bytes")
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise errors.BadRequest(f"{where}: invalid JSON ({exc})") from None
-        if not isinstance(value, dict):
-            raise errors.BadRequest(f"{where}: expected a JSON object,"
-                                    f" got {type(value).__name__}")
+            raise errors.BadRequest(f"{_where(number, first_index, len(batch))}:"
+                                    f" invalid JSON ({exc})") from None
+        if type(value) is not dict:
+            raise errors.BadRequest(f"{_where(number, first_index, len(batch))}: expected a"
+                                    f" JSON object, got {type(value).__name__}")
         if "_key" in value or "_ts" in value:
             for name in META_FIELDS:
                 value.pop(name, None)
@@ -202,11 +207,7 @@ def parse_batch(kind: Kind, body: bytes, first_index: int | None) -> Batch:
         elif not value:
             line = b"{}"  # reads splice meta fields in after the `{`: no `{ }`
         batch.lines.append(line)
-        if is_log:
-            level = value.get("level")
-            batch.counted.append((str(level),) if level is not None else ())
-        else:
-            batch.counted.append(tuple(value))
+        batch.objects.append(value)
     return batch
 
 

@@ -1,0 +1,208 @@
+"""Job data benchmarks: item ingest through the official client's batch writer, reading a
+million items back (JSON lines and msgpack), and bytes stored per 1 KiB item, on SQLite
+and PostgreSQL.
+
+    python -m bench.jobdata [--backend sqlite|postgres|both] [--items N] [--writers W]
+                            [--stored N] [--json FILE]
+
+Each backend gets a fresh database and a fresh `jobq serve` (defaults: SQLite
+synchronous=FULL), stopped at the end. Items are made before the clock starts; the
+client's own work (JSON encoding, gzip) is part of the ingest figure, as in a crawl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+import psycopg
+
+from bench.servers import Server, free_port, stop_all
+
+WORK = Path(__file__).parent / ".work" / "jobdata"
+ADMIN = "bench-admin-key"
+WORDS = ("price stock shipping delivery color size model brand review rating cotton steel "
+         "wireless battery screen camera kitchen garden outdoor travel leather classic premium "
+         "compact portable digital organic natural vintage modern durable lightweight").split()
+
+
+def small_item(rng: random.Random, i: int) -> dict[str, Any]:
+    """About 200 bytes of JSON, as a product listing row."""
+    return {"url": f"https://shop.example.com/product/{i}",
+            "title": " ".join(rng.choices(WORDS, k=6)), "price": round(rng.uniform(1, 500), 2),
+            "sku": f"{rng.getrandbits(48):012x}", "in_stock": rng.random() < 0.8,
+            "category": rng.choice(WORDS)}
+
+
+def kib_item(rng: random.Random, i: int) -> dict[str, Any]:
+    """About 1 KiB of JSON: a product page with a description."""
+    item = small_item(rng, i)
+    item["description"] = " ".join(rng.choices(WORDS, k=95))
+    item["images"] = [f"https://img.example.com/{rng.getrandbits(40):010x}.jpg"
+                      for _ in range(3)]
+    return item
+
+
+def _push_running(url: str, project: int) -> tuple[str, str]:
+    row = httpx.post(f"{url}/jobq/{project}/push", json={"spider": "bench", "state": "running"},
+                     auth=(ADMIN, "")).json()
+    return row["key"], row["auth"]
+
+
+def _write(url: str, key: str, token: str, n: int, size: str, seed: int) -> float:
+    """One crawl process: n items through the batch writer; returns seconds taken."""
+    from scrapinghub import HubstorageClient
+
+    rng = random.Random(seed)
+    make = small_item if size == "small" else kib_item
+    items = [make(rng, i) for i in range(n)]
+    client = HubstorageClient(auth=(key, token), endpoint=url)
+    started = time.perf_counter()
+    writer = client.get_job(key).items
+    for item in items:
+        writer.write(item)
+    writer.close()
+    elapsed = time.perf_counter() - started
+    client.close()
+    return elapsed
+
+
+def ingest(url: str, project: int, n: int, writers: int, size: str) -> dict[str, Any]:
+    jobs = [_push_running(url, project) for _ in range(writers)]
+    rng = random.Random(1)
+    make = small_item if size == "small" else kib_item
+    raw = sum(len(json.dumps(make(rng, i))) + 1 for i in range(2000)) / 2000 * n
+    with multiprocessing.get_context("spawn").Pool(writers) as pool:
+        # each writer makes its items first; the clock runs from its first write to its
+        # close (all writers start together: they are made alike)
+        elapsed = max(pool.starmap(_write, [(url, key, token, n // writers, size, w)
+                                            for w, (key, token) in enumerate(jobs)]))
+    return {"jobs": [k for k, _ in jobs], "items": n, "writers": writers,
+            "seconds": round(elapsed, 2), "items_per_s": round(n / elapsed),
+            "mib_per_s": round(raw / elapsed / 2**20, 1), "avg_item_bytes": round(raw / n)}
+
+
+def read_back(url: str, key: str, fmt: str) -> dict[str, Any]:
+    headers = {"accept": "application/x-msgpack"} if fmt == "msgpack" else {}
+    count = 0
+    size = 0
+    started = time.perf_counter()
+    with httpx.stream("GET", f"{url}/items/{key}", params={"meta": "_key"}, headers=headers,
+                      auth=(ADMIN, ""), timeout=600) as answer:
+        answer.raise_for_status()
+        if fmt == "msgpack":
+            unpacker = msgpack.Unpacker()
+            for part in answer.iter_raw(1 << 20):
+                size += len(part)
+                unpacker.feed(part)
+                for _ in unpacker:
+                    count += 1
+        else:
+            for part in answer.iter_raw(1 << 20):
+                size += len(part)
+                count += part.count(b"\n")
+    elapsed = time.perf_counter() - started
+    return {"format": fmt, "items": count, "seconds": round(elapsed, 2),
+            "items_per_s": round(count / elapsed), "mib_per_s": round(size / elapsed / 2**20, 1)}
+
+
+def stored_bytes(db: str) -> int:
+    if db.startswith("sqlite"):
+        path = db[len("sqlite:///"):]
+        import sqlite3
+
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            rows = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name IN"
+                                " ('job_data_chunks', 'job_data_chunks_key', 'job_data_heads')")
+            return int(rows.fetchone()[0] or 0)
+        finally:
+            conn.close()
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE job_data_chunks")
+        row = conn.execute("SELECT pg_total_relation_size('job_data_chunks')"
+                           " + pg_total_relation_size('job_data_heads')").fetchone()
+        return int(row[0]) if row else 0
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    pg_base = os.environ.get("JOBQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+    if backend == "sqlite":
+        folder = WORK / "db"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        db = f"sqlite:///{folder / 'jobq.sqlite3'}"
+    else:
+        with psycopg.connect(f"{pg_base}/postgres", autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS jobq_bench_jobdata WITH (FORCE)")
+            conn.execute("CREATE DATABASE jobq_bench_jobdata")
+        db = f"{pg_base}/jobq_bench_jobdata"
+    port = free_port()
+    jobq = [sys.executable, "-m", "jobq"]
+    server = Server(f"jobq-{backend}", [*jobq, "serve", "--port", str(port), "--db", db,
+                                        "--log-level", "warning"],
+                    port, WORK / f"{backend}.log", env={"JOBQ_ADMIN_KEY": ADMIN})
+    server.start("/system/ts")
+    result: dict[str, Any] = {"backend": backend}
+    try:
+        one = ingest(server.url, 1, args.items, 1, "small")
+        result["ingest_1_writer"] = one
+        print(backend, "ingest, 1 writer:", one, flush=True)
+        if args.writers > 1:
+            many = ingest(server.url, 2, args.items, args.writers, "small")
+            result[f"ingest_{args.writers}_writers"] = many
+            print(backend, f"ingest, {args.writers} writers:", many, flush=True)
+        for fmt in ("jl", "msgpack"):
+            read = read_back(server.url, one["jobs"][0], fmt)
+            result[f"read_{fmt}"] = read
+            print(backend, "read:", read, flush=True)
+        before = stored_bytes(db)
+        kib = ingest(server.url, 3, args.stored, 1, "kib")
+        after = stored_bytes(db)
+        per_item = (after - before) / args.stored
+        result["stored_per_kib_item"] = {
+            "items": args.stored, "avg_item_bytes": kib["avg_item_bytes"],
+            "bytes_per_item": round(per_item),
+            "ratio": round(per_item / kib["avg_item_bytes"], 3)}
+        print(backend, "stored:", result["stored_per_kib_item"], flush=True)
+    finally:
+        server.stop()
+        if backend == "postgres":
+            with psycopg.connect(f"{pg_base}/postgres", autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS jobq_bench_jobdata WITH (FORCE)")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.jobdata")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results = []
+    try:
+        for backend in backends:
+            results.append(run_backend(backend, args))
+    finally:
+        stop_all()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
