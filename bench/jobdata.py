@@ -31,9 +31,10 @@ from bench.servers import Server, free_port, stop_all
 
 WORK = Path(__file__).parent / ".work" / "jobdata"
 ADMIN = "bench-admin-key"
-WORDS = ("price stock shipping delivery color size model brand review rating cotton steel "
+_WORD_TEXT = ("price stock shipping delivery color size model brand review rating cotton steel "
          "wireless battery screen camera kitchen garden outdoor travel leather classic premium "
-         "compact portable digital organic natural vintage modern durable lightweight").split()
+         "compact portable digital organic natural vintage modern durable lightweight")
+WORDS = _WORD_TEXT.split()
 
 
 def small_item(rng: random.Random, i: int) -> dict[str, Any]:
