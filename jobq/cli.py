@@ -18,7 +18,7 @@ import click
 import httpx
 import orjson
 
-from jobq import errors, logs
+from jobq import cli_data, errors, logs
 from jobq.client import Client, JobqClientError
 from jobq.config import Settings
 from jobq.core import credentials
@@ -387,3 +387,7 @@ def cancel(url: str, apikey: str, as_json: bool, keys: tuple[str, ...]) -> None:
     for project, project_keys in by_project.items():
         total += _call(url, apikey, functools.partial(_cancel, project=project, keys=project_keys))
     click.echo(orjson.dumps({"count": total}).decode() if as_json else f"cancelled {total}")
+
+
+# what a job produced: `jobq items`, `jobq logs`, `jobq requests` (jobq/cli_data.py)
+cli_data.register(main)
