@@ -621,8 +621,9 @@ def document() -> dict[str, Any]:
             "license": {"name": "BSD-3-Clause", "identifier": "BSD-3-Clause"},
         },
         "security": [{"basic": []}, {"apikey": []}],
-        "tags": [{"name": t} for t in ("jobq", "jobs", "projects", "botgroups", "server")],
-        "paths": _build_paths(),
+        "tags": [{"name": t} for t in ("jobq", "jobs", "jobdata", "projects", "botgroups",
+                                                 "server")],
+        "paths": {**_build_paths(), **_jobdata_paths()},
         "components": {
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic",
@@ -639,3 +640,58 @@ def document() -> dict[str, Any]:
 
 async def endpoint(request: Request) -> Response:
     return responses.json_response(document())
+
+
+# -- job data: items, logs, requests (jobq/http/endpoints/jobdata.py) ------------------------
+
+RECORD_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/[0-9]{1,18}$"
+_RECORD = {"type": "object", "description": "a record as written; `_key` (PID/SID/JOB/INDEX)"
+                                            " and `_ts` (ms written) when asked with meta"}
+_DATA_CONTENT = {JSONLINES: {"schema": array(_RECORD)}, JSON: {"schema": array(_RECORD)},
+                 "application/x-msgpack": _ANY_TEXT, "text/csv": _ANY_TEXT}
+_DATA_READ_PARAMS: list[Schema] = [
+    _query("format", {"type": "string", "enum": ["jl", "json", "msgpack", "csv"]},
+           "output format (default JSON lines, or as the Accept header says)"),
+    _query("meta", array({"type": "string", "enum": ["_key", "_ts"]}),
+           "meta fields to add (repeatable or comma-separated)"),
+    _query("nodata", {"type": "string"}, "1/true: only the meta fields"),
+    _query("start", {"type": "string", "pattern": RECORD_KEY_PATTERN},
+           "start at this record key"),
+    _query("startafter", {"type": "string", "pattern": RECORD_KEY_PATTERN},
+           "start after this record key"),
+    _query("count", COUNT, "at most this many records"),
+    _query("index", array({"type": "integer", "minimum": 0}), "only these indexes"),
+    _query("filter", array({"type": "string"}), 'JSON triples, e.g. ["level", ">=", [30]]'),
+    _query("startts", {"type": "integer", "minimum": 0}, "written at or after (ms)"),
+    _query("endts", {"type": "integer", "minimum": 0}, "written before (ms)"),
+    *(param(p) for p in ("saveas", "fields", "include_headers", "sep", "quote", "escape",
+                         "lineend")),
+]
+
+
+def _jobdata_paths() -> dict[str, Schema]:
+    paths: dict[str, Schema] = {}
+    job = ["pid", "sid", "jobno"]
+    for kind in ("items", "logs", "requests"):
+        base = f"/{kind}/{{pid}}/{{sid}}/{{jobno}}"
+        read = operation(f"{kind}_read", f"The job's {kind}, streamed", "jobdata",
+                         {"200": ok(f"the {kind}", _DATA_CONTENT)})
+        read["parameters"] = _DATA_READ_PARAMS
+        write = operation(
+            f"{kind}_write", f"Store a batch of {kind} (a running job's own token, a project"
+            " key or an admin key)", "jobdata", {"200": ok("stored: an empty body")},
+            body=lines_body({"type": "object"}, "one JSON object a line; gzip with"
+                            " Content-Encoding: gzip"), errors=WRITE_ERRORS)
+        write["parameters"] = [_query("start", COUNT, "the index of the batch's first record:"
+                                      " records already stored at an index are skipped")]
+        paths[base] = path_item(job, get=read, post=write)
+        paths[base + "/stats"] = path_item(job, get=operation(
+            f"{kind}_stats", f"Counts and totals of the job's {kind}", "jobdata",
+            {"200": json_ok("counts and totals", {"type": "object", "required": [
+                "counts", "totals"]})}))
+        one = operation(f"{kind}_one", f"One of the job's {kind}", "jobdata",
+                        {"200": ok("the record", _DATA_CONTENT)})
+        one["parameters"] = [_path("index", {"type": "integer", "minimum": 0},
+                                   "the record's index"), *_DATA_READ_PARAMS[:3]]
+        paths[base + "/{index}"] = path_item(job, get=one)
+    return paths
