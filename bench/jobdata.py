@@ -93,26 +93,77 @@ def ingest(url: str, project: int, n: int, writers: int, size: str) -> dict[str,
             "mib_per_s": round(raw / elapsed / 2**20, 1), "avg_item_bytes": round(raw / n)}
 
 
+def _post_batches(url: str, key: str, token: str, batches: list[bytes], size: int) -> None:
+    with httpx.Client(base_url=url, auth=(key, token), timeout=120) as http:
+        for n, body in enumerate(batches):
+            answer = http.post(f"/items/{key}", content=body, params={"start": n * size},
+                               headers={"content-encoding": "gzip"})
+            answer.raise_for_status()
+
+
+def client_ceiling(n: int = 20_000) -> dict[str, Any]:
+    """What the official client's batch writer spends of its own on each batch (JSON
+    encoding of each item, gzip at level 9), with no server: the most items a second one
+    writer process can send, however fast the server."""
+    from scrapinghub.hubstorage.batchuploader import _encode_gzip
+    from scrapinghub.hubstorage.serialization import jsonencode
+
+    rng = random.Random(3)
+    items = [small_item(rng, i) for i in range(n)]
+    started = time.perf_counter()
+    for b in range(0, n, 1000):
+        _encode_gzip(jsonencode(item) for item in items[b:b + 1000])
+    elapsed = time.perf_counter() - started
+    return {"items": n, "seconds": round(elapsed, 2), "items_per_s": round(n / elapsed)}
+
+
+def ingest_raw(url: str, project: int, n: int, connections: int) -> dict[str, Any]:
+    """The server alone: gzip batches of 1,000 items made beforehand, posted by
+    `connections` clients at once (each its own job), as many crawls would."""
+    import gzip
+    import threading
+
+    rng = random.Random(2)
+    size = 1000
+    per = n // connections
+    bodies = [b"".join(json.dumps(small_item(rng, i)).encode() + b"\n"
+                       for i in range(b * size, (b + 1) * size)) for b in range(per // size)]
+    raw = sum(map(len, bodies)) * connections
+    batches = [gzip.compress(b, 6) for b in bodies]
+    jobs = [_push_running(url, project) for _ in range(connections)]
+    threads = [threading.Thread(target=_post_batches, args=(url, key, token, batches, size))
+               for key, token in jobs]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    total = per // size * size * connections
+    return {"items": total, "connections": connections, "seconds": round(elapsed, 2),
+            "items_per_s": round(total / elapsed), "mib_per_s": round(raw / elapsed / 2**20, 1)}
+
+
 def read_back(url: str, key: str, fmt: str) -> dict[str, Any]:
+    """Reads the whole job with meta=_key (as the client asks); the clock stops when the
+    last byte is in, the records are counted after (their decoding is the client's work)."""
     headers = {"accept": "application/x-msgpack"} if fmt == "msgpack" else {}
-    count = 0
-    size = 0
+    parts = []
     started = time.perf_counter()
     with httpx.stream("GET", f"{url}/items/{key}", params={"meta": "_key"}, headers=headers,
                       auth=(ADMIN, ""), timeout=600) as answer:
         answer.raise_for_status()
-        if fmt == "msgpack":
-            unpacker = msgpack.Unpacker()
-            for part in answer.iter_raw(1 << 20):
-                size += len(part)
-                unpacker.feed(part)
-                for _ in unpacker:
-                    count += 1
-        else:
-            for part in answer.iter_raw(1 << 20):
-                size += len(part)
-                count += part.count(b"\n")
+        parts = list(answer.iter_raw(1 << 20))
     elapsed = time.perf_counter() - started
+    size = sum(map(len, parts))
+    if fmt == "msgpack":
+        unpacker = msgpack.Unpacker()
+        count = 0
+        for part in parts:
+            unpacker.feed(part)
+            count += sum(1 for _ in unpacker)
+    else:
+        count = sum(part.count(b"\n") for part in parts)
     return {"format": fmt, "items": count, "seconds": round(elapsed, 2),
             "items_per_s": round(count / elapsed), "mib_per_s": round(size / elapsed / 2**20, 1)}
 
@@ -157,6 +208,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                     port, WORK / f"{backend}.log", env={"JOBQ_ADMIN_KEY": ADMIN})
     server.start("/system/ts")
     result: dict[str, Any] = {"backend": backend}
+    result["client_alone"] = client_ceiling()
+    print(backend, "the client's own encoding, 1 process:", result["client_alone"], flush=True)
     try:
         one = ingest(server.url, 1, args.items, 1, "small")
         result["ingest_1_writer"] = one
@@ -165,6 +218,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             many = ingest(server.url, 2, args.items, args.writers, "small")
             result[f"ingest_{args.writers}_writers"] = many
             print(backend, f"ingest, {args.writers} writers:", many, flush=True)
+        raw = ingest_raw(server.url, 4, args.items, 2)
+        result["ingest_raw_http"] = raw
+        print(backend, "ingest, raw HTTP batches:", raw, flush=True)
         for fmt in ("jl", "msgpack"):
             read = read_back(server.url, one["jobs"][0], fmt)
             result[f"read_{fmt}"] = read
