@@ -26,6 +26,9 @@ from jobq.domain.jobs import JobKey, State
 
 #: largest record (bytes of its JSON line), as the hosted service and the client's writer
 MAX_RECORD_BYTES = 1024 * 1024
+#: most distinct names (item fields, log levels) a stream's stats count: the head is
+#: rewritten by every batch, so items with ever new field names must not grow it unbounded
+MAX_COUNTED = 1000
 #: meta fields the server gives every record (a record's own are dropped on write)
 META_FIELDS = ("_key", "_ts")
 
@@ -148,8 +151,12 @@ class Stats:
     def merge(self, other: Stats) -> None:
         self.input_values += other.input_values
         self.input_bytes += other.input_bytes
+        counts = self.counts
         for name, n in other.counts.items():
-            self.counts[name] = self.counts.get(name, 0) + n
+            if name in counts:
+                counts[name] += n
+            elif len(counts) < MAX_COUNTED:
+                counts[name] = n
 
     def render(self) -> dict[str, Any]:
         return {"counts": self.counts,
