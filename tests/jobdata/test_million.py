@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,5 +57,12 @@ def test_a_million_items_in_order(
     assert got.hexdigest() == expected.hexdigest()
     stats = http.get(f"/items/{key}/stats").json()
     assert stats["totals"]["input_values"] == N
+    # streamed, never held whole: the server's peak memory stays far below the job's
+    # ~60 MB of JSON (x3 or more as Python objects)
+    assert data_server.process is not None
+    status = Path(f"/proc/{data_server.process.pid}/status").read_text()
+    peak_kib = int(next(line.split()[1] for line in status.splitlines()
+                        if line.startswith("VmHWM:")))
+    assert peak_kib < 150 * 1024, f"server peak RSS {peak_kib} KiB"
     print(f"\n{data_server.db.split(':')[0]}: wrote {N} items in {written - started:.1f} s,"
           f" read them in {read_done - written:.1f} s")
