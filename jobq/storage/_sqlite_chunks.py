@@ -100,7 +100,11 @@ def _delete_chunks(conn: sqlite3.Connection, job: JobKey, limit: int) -> int:
         (*job, limit),
     ).rowcount
     if deleted < limit:
-        conn.execute(f"DELETE FROM job_data_heads WHERE {_JOB}", tuple(job))
+        conn.execute(
+            f"DELETE FROM job_data_heads WHERE {_JOB} AND NOT EXISTS (SELECT 1 FROM"
+            " job_data_chunks c WHERE c.project_id = job_data_heads.project_id"
+            " AND c.spider_id = job_data_heads.spider_id AND c.job_no = job_data_heads.job_no"
+            " AND c.kind = job_data_heads.kind)", tuple(job))
     return deleted
 
 

@@ -53,8 +53,13 @@ WHERE (project_id, spider_id, job_no, kind, first_index) IN (
     LIMIT %(limit)s);
 
 -- name: delete_heads
-DELETE FROM job_data_heads
-WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
+-- only once no chunk is left: a janitor on another node may still be deleting some, and a
+-- head is how the janitor finds a job's chunks
+DELETE FROM job_data_heads h
+WHERE h.project_id = %(project)s AND h.spider_id = %(spider)s AND h.job_no = %(job)s
+  AND NOT EXISTS (SELECT 1 FROM job_data_chunks c
+                  WHERE c.project_id = h.project_id AND c.spider_id = h.spider_id
+                    AND c.job_no = h.job_no AND c.kind = h.kind);
 
 -- name: orphaned
 SELECT DISTINCT h.project_id, h.spider_id, h.job_no FROM job_data_heads h
