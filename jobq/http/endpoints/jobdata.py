@@ -60,6 +60,7 @@ def read_query(request: Request) -> ReadQuery:
 def _endpoints(kind: Kind) -> tuple[Endpoint, Endpoint, Endpoint, Endpoint]:
     async def write(request: Request) -> Response:
         who = await caller(request)
+        who.check_job(job_key(request))  # access first: a stranger learns nothing more
         params.check_known(request.query_params, WRITE_PARAMS)
         key = job_key(request)
         start = params.integer(request.query_params, "start")
@@ -70,6 +71,7 @@ def _endpoints(kind: Kind) -> tuple[Endpoint, Endpoint, Endpoint, Endpoint]:
 
     async def read(request: Request) -> Response:
         who = await caller(request)
+        who.check_job(job_key(request))  # access first: a stranger learns nothing more
         query = read_query(request)
         fmt = chosen_format(request)
         renderer = Renderer(request, fmt, job_key(request), query.meta, query.nodata)
@@ -81,6 +83,7 @@ def _endpoints(kind: Kind) -> tuple[Endpoint, Endpoint, Endpoint, Endpoint]:
 
     async def stats(request: Request) -> Response:
         who = await caller(request)
+        who.check_job(job_key(request))  # access first: a stranger learns nothing more
         params.check_known(request.query_params, ())
         jobdata = service(request)
         stream = await jobdata.open_stream(who, kind, job_key(request))
@@ -88,6 +91,7 @@ def _endpoints(kind: Kind) -> tuple[Endpoint, Endpoint, Endpoint, Endpoint]:
 
     async def one(request: Request) -> Response:
         who = await caller(request)
+        who.check_job(job_key(request))  # access first: a stranger learns nothing more
         params.check_known(request.query_params, ("nodata",))
         index = records_data.parse_index(request.path_params["index"], "index")
         meta = records_data.parse_meta(request.query_params.getlist("meta"))
