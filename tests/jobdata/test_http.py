@@ -241,12 +241,13 @@ def test_meta_nodata_index_and_ts(http: httpx.Client, ten: str) -> None:
     ({"start": "9/9/9/0"}, "is not a record of job"),
     ({"startafter": "x"}, "startafter:"),
     ({"index": "-1"}, "index: '-1' is not a record index"),
+    ({"index": [str(i) for i in range(1001)]}, "index: at most 1000 a request"),
     ({"count": "many"}, "count: 'many' is not an integer"),
     ({"meta": "_secret"}, "meta: unknown meta field '_secret'"),
     ({"format": "csv"}, "fields: required with format=csv"),
     ({"what": "1"}, "unknown parameter(s): what"),
 ])
-def test_bad_read_parameters(http: httpx.Client, ten: str, params: dict[str, str],
+def test_bad_read_parameters(http: httpx.Client, ten: str, params: dict[str, Any],
                              says: str) -> None:
     answer = http.get(f"/items/{ten}", params=params)
     assert answer.status_code == 400, answer.text

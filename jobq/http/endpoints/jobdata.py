@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from jobq import errors
 from jobq.core.jobdata import JobData
 from jobq.domain import records_data
 from jobq.domain.records_data import Kind, ReadQuery
@@ -24,6 +25,9 @@ from jobq.http.record_formats import MEDIA_TYPES, Renderer, chosen_format
 WRITE_PARAMS = frozenset({"start"})
 READ_PARAMS = frozenset({"start", "startafter", "count", "index", "filter", "nodata",
                          "startts", "endts"})
+
+#: most `index` parameters one read may give (each is a lookup)
+MAX_INDEXES = 1000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -44,6 +48,9 @@ def read_query(request: Request) -> ReadQuery:
         start = max(start, records_data.parse_record_key(query["startafter"], key,
                                                          "startafter") + 1)
     indexes = query.getlist("index")
+    if len(indexes) > MAX_INDEXES:
+        raise errors.BadRequest(f"index: at most {MAX_INDEXES} a request"
+                                " (use start and count for a range)")
     return ReadQuery(
         start=start,
         count=params.integer(query, "count"),
