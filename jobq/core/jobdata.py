@@ -17,7 +17,8 @@ from jobq.core.credentials import Principal
 from jobq.domain import records_data
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey
-from jobq.domain.records_data import Kind, ReadQuery, Stats
+from jobq.domain.records_data import Kind, Stats
+from jobq.domain.records_query import ReadQuery
 from jobq.storage.base import Storage
 from jobq.storage.chunks import ChunkStore, Prepared, StoredChunk, StreamRef
 

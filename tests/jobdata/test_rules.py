@@ -17,10 +17,10 @@ from jobq.domain.records_data import (
     cap_of,
     inflate,
     parse_batch,
-    parse_filter,
     parse_record_key,
     place,
 )
+from jobq.domain.records_query import parse_filter
 from jobq.storage import chunks
 
 JOB = JobKey(53, 1, 7)

@@ -16,8 +16,9 @@ from starlette.routing import Route
 
 from jobq import errors
 from jobq.core.jobdata import JobData
-from jobq.domain import records_data
-from jobq.domain.records_data import Kind, ReadQuery
+from jobq.domain import records_data, records_query
+from jobq.domain.records_data import Kind
+from jobq.domain.records_query import ReadQuery
 from jobq.http import params, responses
 from jobq.http.endpoints._common import body, caller, job_key
 from jobq.http.record_formats import MEDIA_TYPES, Renderer, chosen_format
@@ -56,8 +57,8 @@ def read_query(request: Request) -> ReadQuery:
         count=params.integer(query, "count"),
         indexes=tuple(dict.fromkeys(records_data.parse_index(i, "index") for i in indexes))
         if indexes else None,
-        filters=tuple(records_data.parse_filter(f) for f in query.getlist("filter")),
-        meta=records_data.parse_meta(query.getlist("meta")),
+        filters=tuple(records_query.parse_filter(f) for f in query.getlist("filter")),
+        meta=records_query.parse_meta(query.getlist("meta")),
         nodata=params.flag(query, "nodata"),
         startts=params.integer(query, "startts"),
         endts=params.integer(query, "endts"),
@@ -101,7 +102,7 @@ def _endpoints(kind: Kind) -> tuple[Endpoint, Endpoint, Endpoint, Endpoint]:
         who.check_job(job_key(request))  # access first: a stranger learns nothing more
         params.check_known(request.query_params, ("nodata",))
         index = records_data.parse_index(request.path_params["index"], "index")
-        meta = records_data.parse_meta(request.query_params.getlist("meta"))
+        meta = records_query.parse_meta(request.query_params.getlist("meta"))
         nodata = params.flag(request.query_params, "nodata")
         fmt = chosen_format(request)
         renderer = Renderer(request, fmt, job_key(request), meta, nodata)
