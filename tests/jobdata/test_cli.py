@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import select
 import subprocess
 import time
 
@@ -69,7 +70,12 @@ def test_logs_follow_ends_when_the_job_finishes(
         [*helpers.jobq_command(), "logs", key, "--follow", "--json", "--url", data_server.url,
          "--apikey", data_server.admin_key], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1.5)
+        assert follower.stdout is not None
+        ready, _, _ = select.select([follower.stdout], [], [], 30)
+        assert ready, "the first line did not come"
+        first = follower.stdout.readline()
+        assert json.loads(first)["message"] == "first"
+        time.sleep(1.5)  # it has printed what there is; it must wait for more
         assert follower.poll() is None, "--follow must wait while the job runs"
         write(http, "logs", key, [{"message": "second", "level": 20, "time": 2}])
         finish(http, project, key)
@@ -77,6 +83,6 @@ def test_logs_follow_ends_when_the_job_finishes(
     finally:
         if follower.poll() is None:
             follower.kill()
-            follower.wait()
+        follower.communicate()  # reaps it and closes its pipes
     assert follower.returncode == 0, err
-    assert [json.loads(x)["message"] for x in out.splitlines()] == ["first", "second"]
+    assert [json.loads(x)["message"] for x in out.splitlines()] == ["second"]
