@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 
 from jobq.config import Settings
 from jobq.core.credentials import Principal
+from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 
 
@@ -66,6 +67,8 @@ class Services:
     queue: JobQueue
     #: the OpenAPI document, rendered once
     openapi: bytes
+    #: what jobs produce: items, logs, requests
+    jobdata: JobData
 
 
 class Call:

@@ -1,0 +1,1 @@
+-- placeholder for migration 0004 of another branch (dropped at merge)

@@ -1,0 +1,1 @@
+-- placeholder for migration 0003 of another branch (dropped at merge)
