@@ -260,3 +260,45 @@ def test_unknown_job_and_no_credentials(data_server: helpers.Server, http: httpx
     assert http.get(f"/logs/{project}/1/99/stats").status_code == 404
     assert httpx.get(f"{data_server.url}/items/{project}/1/1").status_code == 401
     assert http.get(f"/items/{project}/1/x").status_code == 400
+
+
+def test_reads_stream_and_head_sends_no_body(http: httpx.Client, ten: str) -> None:
+    """A read goes out a part at a time (chunked, no Content-Length); HEAD runs the same
+    checks and sends the headers only."""
+    answer = http.get(f"/items/{ten}")
+    assert answer.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in answer.headers
+    assert len(rows(answer)) == 10
+    head = http.head(f"/items/{ten}", params={"format": "csv", "fields": "i"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/csv")
+    assert http.head(f"/items/{ten}", params={"format": "csv"}).status_code == 400
+    project = ten.split("/")[0]
+    assert http.head(f"/items/{project}/1/99").status_code == 404
+
+
+def test_access_is_checked_before_the_request_is_read(
+    data_server: helpers.Server, http: httpx.Client, project: int
+) -> None:
+    """A caller without access to the job gets 403 whatever the query or body: never a
+    400 that tells it about the request."""
+    key, token = running_job(http, project)
+    other, _ = running_job(http, project)
+    bad_requests: list[tuple[str, str, dict[str, str], bytes]] = [
+        ("GET", "", {"bogus": "1"}, b""),
+        ("GET", "", {"count": "many"}, b""),
+        ("GET", "/stats", {"bogus": "1"}, b""),
+        ("GET", "/x", {}, b""),
+        ("POST", "", {"start": "x"}, b"{}"),
+        ("POST", "", {}, b'{"a": \n'),
+    ]
+    with httpx.Client(base_url=data_server.url, auth=(key, token)) as job_http:
+        for method, tail, params, body in bad_requests:
+            content = body if method == "POST" else None
+            own = job_http.request(method, f"/items/{key}{tail}", params=params,
+                                   content=content)
+            assert own.status_code == 400, (method, tail, params, own.text)
+            refused = job_http.request(method, f"/items/{other}{tail}", params=params,
+                                       content=content)
+            assert refused.status_code == 403, (method, tail, params, refused.text)
+    assert stored(http, key) == stored(http, other) == []
