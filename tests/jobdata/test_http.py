@@ -7,11 +7,13 @@ import csv
 import gzip
 import io
 import json
+import sqlite3
 import subprocess
 from typing import Any
 
 import httpx
 import msgpack
+import psycopg
 import pytest
 
 from tests import helpers
@@ -302,3 +304,29 @@ def test_access_is_checked_before_the_request_is_read(
                                        content=content)
             assert refused.status_code == 403, (method, tail, params, refused.text)
     assert stored(http, key) == stored(http, other) == []
+
+
+def _rename_chunks_table(db: str, old: str, new: str) -> None:
+    """Direct SQL: on PostgreSQL jobq's tables live in the schema `jobq`."""
+    sql = f"ALTER TABLE {old} RENAME TO {new}"
+    if db.startswith("sqlite"):
+        with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+            conn.execute(sql)
+    else:
+        with psycopg.connect(db, autocommit=True, options="-c search_path=jobq") as conn:
+            conn.execute(sql)
+
+
+def test_a_read_failing_at_its_first_chunk_answers_its_error(
+    data_server: helpers.Server, http: httpx.Client, ten: str
+) -> None:
+    """The first part of a streamed answer is read before the status goes out: a database
+    failure there is a 500 with the request id, not a 200 cut short."""
+    _rename_chunks_table(data_server.db, "job_data_chunks", "job_data_chunks_elsewhere")
+    try:
+        broken = http.get(f"/items/{ten}", headers={"X-Request-ID": "broken-read"})
+    finally:
+        _rename_chunks_table(data_server.db, "job_data_chunks_elsewhere", "job_data_chunks")
+    assert broken.status_code == 500
+    assert broken.text == "internal server error (request broken-read)\n"
+    assert len(rows(http.get(f"/items/{ten}"))) == 10
