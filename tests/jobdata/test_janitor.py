@@ -18,6 +18,7 @@ from jobq.domain.clock import ManualClock
 from jobq.domain.records_data import Batch, Kind, parse_batch
 from jobq.storage import open_storage
 from jobq.storage.chunks import Prepared, StreamRef
+from tests import helpers
 from tests.jobdata.conftest import finish, running_job
 
 
@@ -131,3 +132,21 @@ def _finish(key: object) -> object:
     from jobq.core.validation import job_update
 
     return job_update({"key": str(key), "state": "finished"}, "line 1", 7)
+
+
+def test_the_server_stops_its_janitor_before_closing_the_storage(tmp_path: Path) -> None:
+    """SIGTERM while the janitor sweeps all the time: the server exits 0 at once, and the
+    janitor never meets a closed storage (it is cancelled first)."""
+    log = tmp_path / "server.log"
+    server = helpers.Server(db=f"sqlite:///{tmp_path / 'j.sqlite3'}", log=log,
+                            extra_args=["--data-janitor-seconds", "0.01"]).start()
+    with server.client() as http:
+        key, _ = running_job(http, 1)
+        write_items(http, key, 10)
+        assert http.delete(f"/jobs/{key}").status_code == 200  # work for the janitor
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.stop()
+    assert server.process is not None and server.process.returncode == 0
+    assert time.monotonic() - started < 5
+    assert "janitor" not in log.read_text()
