@@ -17,7 +17,7 @@ import click
 import httpx
 import orjson
 
-from jobq import errors, logs
+from jobq import cli_data, errors, logs
 from jobq.client import Client, JobqClientError
 from jobq.config import Settings
 from jobq.core import credentials
@@ -83,6 +83,9 @@ def main() -> None:
 @click.option("--metrics-key", envvar="JOBQ_METRICS_KEY", show_envvar=True, default=None,
               help="A key /metrics asks for (bearer token or API key); without one"
                    " /metrics is open.")
+@click.option("--data-janitor-seconds", envvar="JOBQ_DATA_JANITOR_SECONDS", show_envvar=True,
+              default=30.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds between removals of deleted and expired jobs' items, logs, requests.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -95,8 +98,8 @@ def main() -> None:
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
           body_timeout: float, token_secret_file: str | None, token_secret: str | None,
-          token_lifetime: int, metrics_key: str | None, log_level: str, log_format: str,
-          http_server: str) -> None:
+          token_lifetime: int, metrics_key: str | None, data_janitor_seconds: float,
+          log_level: str, log_format: str, http_server: str) -> None:
     """Run the server in the foreground."""
     from jobq.http import serving
     from jobq.http.app import create_app
@@ -107,6 +110,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
         body_timeout=body_timeout, token_secrets=_token_secrets(token_secret_file, token_secret),
         token_lifetime=token_lifetime, metrics_key=metrics_key or None,
+        data_janitor_seconds=data_janitor_seconds,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)
@@ -448,3 +452,7 @@ def cancel(url: str, apikey: str, as_json: bool, keys: tuple[str, ...]) -> None:
     for project, project_keys in by_project.items():
         total += _call(url, apikey, functools.partial(_cancel, project=project, keys=project_keys))
     click.echo(orjson.dumps({"count": total}).decode() if as_json else f"cancelled {total}")
+
+
+# what a job produced: `jobq items`, `jobq logs`, `jobq requests` (jobq/cli_data.py)
+cli_data.register(main)

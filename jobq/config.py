@@ -37,6 +37,8 @@ class Settings:
     token_lifetime: float = DEFAULT_TOKEN_LIFETIME
     #: when set, /metrics asks for it (bearer token, or as the API key)
     metrics_key: str | None = None
+    #: seconds between passes of the job-data janitor (deleted jobs, retention)
+    data_janitor_seconds: float = 30.0
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

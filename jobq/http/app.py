@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from typing import Any
@@ -10,6 +11,7 @@ import orjson
 
 from jobq.config import Settings
 from jobq.core import credentials
+from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.http import openapi
@@ -38,8 +40,9 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
 
 
 class JobqApp:
-    """The ASGI app: the lifespan opens and closes the storage; requests go to the
-    `RequestHandler` built at start-up."""
+    """The ASGI app: the lifespan opens the storage and starts the background tasks, and
+    stops them and closes the storage; requests go to the `RequestHandler` built at
+    start-up."""
 
     def __init__(self, settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> None:
         self.settings = settings
@@ -49,6 +52,8 @@ class JobqApp:
         self.router = Router(ROUTES)
         self.openapi = orjson.dumps(openapi.document(ROUTES))
         self.handler: RequestHandler | None = None
+        #: running while the server serves: the job-data janitor
+        self.tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,7 +76,7 @@ class JobqApp:
                     raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.storage.close()
+                await self._stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -94,12 +99,25 @@ class JobqApp:
         )
         instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
         queue = JobQueue(instrumented, tokens, settings.max_count, self.clock)
-        services = Services(settings, queue, self.openapi)
+        # a batch may inflate (gzip) to 4 bodies' worth, no more
+        jobdata = JobData(instrumented, storage.chunk_store(), 4 * settings.max_body,
+                          self.clock)
+        services = Services(settings, queue, self.openapi, jobdata)
         buckets = None
         if settings.rate_limit:
             buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
         self.handler = RequestHandler(self.router, services,
                                       Principals(authenticator, self.clock), buckets)
+        self.tasks.append(asyncio.create_task(
+            jobdata.run_janitor(settings.data_janitor_seconds), name="jobdata-janitor"))
+
+    async def _stop(self) -> None:
+        """Cancel the background tasks (each stops at its next await), then close."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        await self.storage.close()
 
 
 def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> JobqApp:

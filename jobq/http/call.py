@@ -3,13 +3,14 @@ Both are plain slotted objects: one of each per request, nothing built that is n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, overload
 from urllib.parse import unquote_plus
 
 from jobq.config import Settings
 from jobq.core.credentials import Principal
+from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 
 
@@ -66,6 +67,8 @@ class Services:
     queue: JobQueue
     #: the OpenAPI document, rendered once
     openapi: bytes
+    #: what jobs produce: items, logs, requests
+    jobdata: JobData
 
 
 class Call:
@@ -103,16 +106,20 @@ class Call:
 
 
 class Reply:
-    """An answer: status, body, media type and extra headers."""
+    """An answer: status, body, media type and extra headers; or, with `stream`, a body
+    sent a part at a time as the iterator yields them (no Content-Length: chunked), for
+    answers too large to hold in memory."""
 
-    __slots__ = ("body", "headers", "media_type", "status")
+    __slots__ = ("body", "headers", "media_type", "status", "stream")
 
     def __init__(self, body: bytes = b"", status: int = 200, media_type: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 stream: AsyncGenerator[bytes, None] | None = None) -> None:
         self.body = body
         self.status = status
         self.media_type = media_type
         self.headers = headers
+        self.stream = stream
 
 
 def json_reply(body: bytes, status: int = 200) -> Reply:

@@ -9,9 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobq import errors, metrics
+from jobq.domain.jobs import JobKey
 from jobq.http.call import Query
 from jobq.http.params import COMMON
 from jobq.http.spec import Access, Body, Handler, Route
+
+#: the path parameters naming the job of an `Access.JOB` route, in order
+JOB_PARAMS = ["pid", "sid", "jobno"]
 
 
 class NotRouted(errors.JobqError):
@@ -69,6 +73,8 @@ class Compiled:
             raise ValueError(f"{route.path}: {sorted(by_name)} declared but not in the path")
         if not literals or literals[0][0] != 0:
             raise ValueError(f"{route.path}: the first segment must be literal")
+        if route.access is Access.JOB and [n for _, n, _ in path_params][:3] != JOB_PARAMS:
+            raise ValueError(f"{route.path}: access JOB needs the path to start with a job")
         self.literals = tuple(literals[1:])  # the first one is the dispatch key
         self.path_params = tuple(path_params)
         query = [p for p in route.params if p.where == "query"]
@@ -84,6 +90,10 @@ class Compiled:
                 return False
         # a parameter is never empty (`/jobs/1/1/1/` names no field)
         return all(segments[i] for i, _, _ in self.path_params)
+
+    def job(self, segments: list[str]) -> JobKey:
+        """The job an `Access.JOB` route's path names (its first three parameters)."""
+        return JobKey(*(parse(segments[i]) for i, _, parse in self.path_params[:3]))
 
     def parse_path(self, segments: list[str]) -> dict[str, Any]:
         return {name: parse(segments[i]) for i, name, parse in self.path_params}

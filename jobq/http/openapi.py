@@ -50,6 +50,8 @@ STATES = ["pending", "running", "finished", "deleted"]
 LISTABLE = ["pending", "running", "finished"]
 JOB_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/[1-9][0-9]{0,17}$"
 SPIDER_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}$"
+RECORD_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/(0|[1-9][0-9]{0,17})$"
+MSGPACK = "application/x-msgpack"
 
 SCHEMAS: dict[str, Schema] = {
     "JobKey": {"type": "string", "pattern": JOB_KEY_PATTERN, "examples": ["53/7/81"]},
@@ -216,6 +218,34 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"botgroup": NAME},
         "additionalProperties": True,
     },
+    # -- job data: items, logs, requests ------------------------------------------------
+    "RecordKey": {"type": "string", "pattern": RECORD_KEY_PATTERN,
+                  "examples": ["53/7/81/0"]},
+    "Record": {
+        "description": "an item, log line or request, as written; `_key` (its RecordKey)"
+                       " and `_ts` (ms, when it was written) when asked for with `meta`",
+        "type": "object",
+        "properties": {"_key": ref("RecordKey"), "_ts": TIMESTAMP},
+        "additionalProperties": True,
+    },
+    "RecordStats": {
+        "type": "object",
+        "required": ["counts", "totals"],
+        "properties": {
+            "counts": {"description": "logs: lines by level; items and requests: records by"
+                                      " field name (at most 1,000 names)",
+                       "type": "object",
+                       "additionalProperties": {"type": "integer", "minimum": 0}},
+            "totals": {
+                "type": "object",
+                "required": ["input_bytes", "input_values"],
+                "properties": {"input_bytes": {"type": "integer", "minimum": 0},
+                               "input_values": {"type": "integer", "minimum": 0}},
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
     "CancelItem": {
         "type": "object",
         "required": ["key"],
@@ -247,6 +277,17 @@ def value_content(value: Schema) -> Schema:
     content[JSONLINES] = {"schema": one_row}
     content[JSON] = {"schema": {"anyOf": [value, one_row]}}
     return content
+
+
+def records_content(record: Schema, one: bool = False) -> Schema:
+    """The media types of job data as `format` chooses: an array of records (JSON lines: one
+    a line; msgpack: one packed record after another), or with `one` a single record."""
+    return {
+        JSONLINES: {"schema": array(record, minItems=1, maxItems=1) if one else array(record)},
+        JSON: {"schema": record if one else array(record)},
+        MSGPACK: _ANY_TEXT,
+        "text/csv": _ANY_TEXT,
+    }
 
 
 def ok(description: str, content: Schema | None = None) -> Schema:
@@ -311,6 +352,8 @@ The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
 - Results made of rows honour `format` (`jl`, `json`, `csv`, `xml`, `text`) or the `Accept`
   header; a result that is one value answers `application/json` unless a format is asked for,
   when the value becomes the only row. `gzip` when the client accepts it.
+- What jobs produce (`items`, `logs`, `requests`) is read as JSON lines, JSON, msgpack
+  (`application/x-msgpack`: one packed record after another) or CSV, streamed.
 - Errors: 401 and 403 answer `{"error": ..., "message": ...}`; the others a plain-text reason.
 """
 

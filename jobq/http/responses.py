@@ -48,7 +48,8 @@ def chosen_format(call: Call) -> str:
     return "jl"
 
 
-def _headers(call: Call) -> dict[str, str]:
+def download_headers(call: Call) -> dict[str, str]:
+    """`saveas`: a Content-Disposition naming the file to save the answer as."""
     saveas = call.query.get("saveas")
     if saveas:
         safe = "".join(c for c in saveas if c.isprintable() and c not in '"\\/')
@@ -94,7 +95,7 @@ def value_response(call: Call, value: Any) -> Reply:
 def _respond(call: Call, body: bytes, media_type: str) -> Reply:
     """Compressed here rather than by a middleware around every request: only results can
     be large, and a middleware costs every small request a layer of wrapping."""
-    headers = _headers(call)
+    headers = download_headers(call)
     if len(body) >= GZIP_MIN_BYTES and "gzip" in call.header(b"accept-encoding"):
         body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         headers["Content-Encoding"] = "gzip"
@@ -131,28 +132,39 @@ def _unescape(value: str, name: str) -> str:
         raise errors.BadRequest(f"{name}: {value!r} is not a valid escape sequence") from None
 
 
+class CsvOptions:
+    """The CSV parameters of a request: `fields` (required), `include_headers`, `sep`,
+    `quote`, `escape`, `lineend`; checked when made, before any row is written."""
+
+    def __init__(self, call: Call) -> None:
+        fields_param = call.query.get("fields")
+        if not fields_param:
+            raise errors.BadRequest("fields: required with format=csv (comma-separated names)")
+        self.fields = fields_param.split(",")
+        self.headers = call.query.get("include_headers", "").lower() in ("1", "true", "yes")
+        escape = call.query.get("escape")
+        self.options: dict[str, Any] = {
+            "delimiter": _one_char(call, "sep", ","),
+            "quotechar": _one_char(call, "quote", '"'),
+            "escapechar": _one_char(call, "escape", "\\") if escape else None,
+            "doublequote": not escape,
+            "lineterminator": _unescape(call.query.get("lineend", "\n"), "lineend"),
+        }
+
+    def rows(self, rows: Iterable[Any], header: bool = True) -> bytes:
+        """`rows` as CSV, after the header line when asked for and `header`."""
+        out = io.StringIO()
+        writer = csv.writer(out, **self.options)
+        if header and self.headers:
+            writer.writerow(self.fields)
+        for row in rows:
+            record = row if isinstance(row, dict) else {}
+            writer.writerow([_cell(record.get(f)) for f in self.fields])
+        return out.getvalue().encode()
+
+
 def _csv(call: Call, rows: list[Any]) -> bytes:
-    fields_param = call.query.get("fields")
-    if not fields_param:
-        raise errors.BadRequest("fields: required with format=csv (comma-separated names)")
-    fields = fields_param.split(",")
-    lineend = _unescape(call.query.get("lineend", "\n"), "lineend")
-    escape = call.query.get("escape")
-    out = io.StringIO()
-    writer = csv.writer(
-        out,
-        delimiter=_one_char(call, "sep", ","),
-        quotechar=_one_char(call, "quote", '"'),
-        escapechar=_one_char(call, "escape", "\\") if escape else None,
-        doublequote=not escape,
-        lineterminator=lineend,
-    )
-    if call.query.get("include_headers", "").lower() in ("1", "true", "yes"):
-        writer.writerow(fields)
-    for row in rows:
-        record = row if isinstance(row, dict) else {}
-        writer.writerow([_cell(record.get(f)) for f in fields])
-    return out.getvalue().encode()
+    return CsvOptions(call).rows(rows)
 
 
 def _xml_value(value: Any) -> str:

@@ -84,6 +84,9 @@ class RequestHandler:
                     who = await self._caller(scope, headers, query)
                     if compiled.access is Access.ADMIN:
                         who.check_admin()
+                if compiled.access is Access.JOB:
+                    assert who is not None
+                    who.check_job(compiled.job(segments))
                 args = compiled.parse_path(segments)
                 compiled.parse_query(query, args)
                 call = Call(self.services, headers, query, args, who)
@@ -96,6 +99,10 @@ class RequestHandler:
                         name = args[body.name] if body.name_from_path else body.name
                         call.body = bodies.json_value(raw, self.max_line, name)
                 reply = await compiled.handler(call)
+                if reply.stream is not None and method != "HEAD":
+                    # the first part before the status goes out: a failure there (the
+                    # database gone at the first read) still answers its own error
+                    reply.body = await anext(reply.stream, b"")
             except ClientGone:
                 status = CLIENT_GONE
                 return
@@ -109,7 +116,16 @@ class RequestHandler:
                                     extra={"action": "internal_error"})
                 reply = http_errors.internal_error(rid)
             status = reply.status
-            await _send(send, reply, rid, method == "HEAD")
+            try:
+                await _send(send, reply, rid, method == "HEAD")
+            except Exception:
+                if reply.stream is None:
+                    raise
+                # the status is out: re-raised so that the server cuts the connection and
+                # the client sees an unfinished body, never a short one that looks whole
+                error_log.warning("%s %s: answer cut short", method, scope["path"],
+                                  exc_info=True, extra={"action": "stream_failed"})
+                raise
         finally:
             elapsed = time.perf_counter() - start
             if route_metrics is None:
@@ -207,7 +223,8 @@ async def _send(send: Send, reply: Reply, rid: str, head: bool) -> None:
                    for k, v in reply.headers.items()]
     status = reply.status
     body = reply.body
-    if not (status < 200 or status in (204, 304)):
+    stream = reply.stream
+    if stream is None and not (status < 200 or status in (204, 304)):
         headers.append((b"content-length", str(len(body)).encode()))
     media_type = reply.media_type
     if media_type is not None:
@@ -216,4 +233,16 @@ async def _send(send: Send, reply: Reply, rid: str, head: bool) -> None:
         headers.append((b"content-type", media_type.encode("latin-1")))
     headers.append((b"x-request-id", rid.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    if stream is None:
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return
+    try:
+        if not head:
+            if body:  # the first part, read before the status went out
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            async for part in stream:
+                if part:
+                    await send({"type": "http.response.body", "body": part, "more_body": True})
+    finally:
+        await stream.aclose()
+    await send({"type": "http.response.body", "body": b""})

@@ -102,6 +102,10 @@ class Access(enum.Enum):
     PUBLIC = "public"
     #: any valid credentials; the queue service checks what they reach
     CALLER = "caller"
+    #: credentials that reach the job of the path (`pid`, `sid`, `jobno`), checked before
+    #: the query and the body are read: a caller without access learns nothing more (403,
+    #: never a 400 about the request) and sends no body to be read
+    JOB = "job"
     #: admin keys only
     ADMIN = "admin"
 

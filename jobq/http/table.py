@@ -27,7 +27,15 @@ Adding a route is one declaration here plus a handler:
   `RAW` (`call.raw`, the handler parses); sizes, timeouts and JSON errors are handled
   before the handler runs.
 - `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
-  queue service checks what it reaches) or `ADMIN`.
+  queue service checks what it reaches), `JOB` (the caller must reach the job the path
+  names with `pid`, `sid`, `jobno`, its first parameters: checked before the query and
+  body are read, so a stranger gets 403 and never a 400 about its request) or `ADMIN`.
+- A handler answers a `Reply`: a body, or for an answer too large to hold in memory a
+  `stream=` (an async generator of the parts; sent chunked). The first part is produced
+  before the status goes out, so a failure there still answers its own error; a failure
+  later cuts the connection (the client sees an unfinished body). HEAD sends no part.
+- One handler may serve several routes: bind what tells them apart with
+  `functools.partial` (the job-data routes bind their kind: `partial(jobdata.read, kind)`).
 - Routes are tried in the order of this list within a first path segment: put busy routes
   first, and literal segments before parameters where both could match.
 """
@@ -35,10 +43,12 @@ Adding a route is one declaration here plus a handler:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from jobq.domain.jobs import State, parse_id
+from jobq.domain.records_data import Kind, parse_index
 from jobq.http import openapi, spec
-from jobq.http.endpoints import jobq, jobs, misc, ops
+from jobq.http.endpoints import jobdata, jobq, jobs, misc, ops
 from jobq.http.openapi import (
     ANY_VALUE,
     ID,
@@ -48,14 +58,16 @@ from jobq.http.openapi import (
     json_ok,
     lines_body,
     ok,
+    records_content,
     ref,
     rows_content,
     value_body,
     value_content,
 )
 from jobq.http.params import MAX_TS
+from jobq.http.record_formats import MEDIA_TYPES
 from jobq.http.responses import FORMATS
-from jobq.http.spec import Access, Body, BodyKind, Route
+from jobq.http.spec import Access, Body, BodyKind, Param, Route
 
 # -- parameters ---------------------------------------------------------------------------
 
@@ -79,11 +91,8 @@ SPIDER_NAME = spec.path("name", NAME, "a spider name", _same, key="spidername")
 BOTGROUP = spec.path("name", NAME, "a botgroup name", _same, key="botgroup")
 JOB = [PID, SID, JOBNO]
 
-#: output shaping, which every route answering rows or a value takes
-OUTPUT = [
-    spec.text("format", "output format (default: JSON lines, or as the Accept header says)",
-              {"type": "string", "enum": list(FORMATS)}),
-    spec.text("saveas", "adds Content-Disposition: attachment with this file name"),
+SAVEAS = spec.text("saveas", "adds Content-Disposition: attachment with this file name")
+CSV = [
     spec.text("fields", "CSV: comma-separated field names (required with format=csv)"),
     spec.text("include_headers", "CSV: 1/true/yes writes a header line"),
     spec.text("sep", "CSV: separator", {"type": "string", "minLength": 1, "maxLength": 1}),
@@ -92,6 +101,13 @@ OUTPUT = [
     spec.text("escape", "CSV: escape character (instead of doubling quotes)",
               {"type": "string", "minLength": 1, "maxLength": 1}),
     spec.text("lineend", "CSV: line end, escapes like \\r\\n allowed"),
+]
+#: output shaping, which every route answering rows or a value takes
+OUTPUT = [
+    spec.text("format", "output format (default: JSON lines, or as the Accept header says)",
+              {"type": "string", "enum": list(FORMATS)}),
+    SAVEAS,
+    *CSV,
     spec.text("meta", "accepted for compatibility, ignored"),
 ]
 
@@ -124,6 +140,36 @@ CANCEL_COUNT = spec.integer("count", "admin: cancel up to this many pending jobs
 CREATE = spec.text("create", "1/true/yes: give a new name the next id")
 STARTAFTER = spec.text("startafter", "accepted for compatibility, ignored")
 
+# job data: the keys tell them from the parameters of the same name of the queue's routes
+INDEX = spec.path("index", {"type": "integer", "minimum": 0}, "the record's index",
+                  lambda text: parse_index(text, "index"), key="record_index")
+DATA_FORMAT = spec.text("format", "output format (default: JSON lines, or as the Accept"
+                                  " header says)",
+                        {"type": "string", "enum": list(MEDIA_TYPES)}, key="data_format")
+DATA_META = spec.text("meta", "meta fields to add to each record (repeated, or comma-separated)",
+                      {"type": "string", "enum": ["_key", "_ts"]}, many=True, key="data_meta")
+NODATA = spec.text("nodata", "1/true/yes: only the meta fields")
+#: how a read shapes its records (the CSV options as for the queue's rows)
+RECORD_OUTPUT = [DATA_FORMAT, DATA_META, NODATA, *CSV]
+DATA_READ = [
+    spec.text("start", "start at this record", ref("RecordKey"), key="data_start"),
+    spec.text("startafter", "start after this record", ref("RecordKey"),
+              key="data_startafter"),
+    spec.integer("count", "at most this many records", key="data_count"),
+    Param("index", array({"type": "integer", "minimum": 0}, maxItems=jobdata.MAX_INDEXES),
+          "only these records, in this order", key="data_index"),
+    spec.text("filter", 'JSON triples [field, operator, [values]], e.g. ["level", ">=", [30]]',
+              many=True, key="data_filter"),
+    spec.integer("startts", "only records written at or after this time (ms)",
+                 key="data_startts"),
+    spec.integer("endts", "only records written before this time (ms)", key="data_endts"),
+    *RECORD_OUTPUT,
+    SAVEAS,
+]
+BATCH_START = spec.integer("start", "the index of the batch's first record (default: the"
+                                    " next one); records stored already are skipped, so a"
+                                    " retried batch is stored once", key="batch_start")
+
 # -- bodies -------------------------------------------------------------------------------
 
 
@@ -143,6 +189,10 @@ CANCEL_BODY = Body(BodyKind.RAW, {
                 openapi.JSONLINES: {"schema": array(ref("CancelItem"))}},
 })
 
+RECORDS_BODY = Body(BodyKind.RAW, lines_body(
+    {"type": "object"}, "the records, one JSON object a line (gzip: with Content-Encoding:"
+                        " gzip)"))
+
 # -- answers ------------------------------------------------------------------------------
 
 SUMMARY_OK = {"200": ok("one line per queue", rows_content(ref("SummaryQueue")))}
@@ -158,6 +208,35 @@ DONE = {"200": json_ok("done", {"type": "null"})}
 
 SUMMARY = [COUNT, START, JOBMETA, *OUTPUT]
 LAST = [COUNT, START, STARTAFTER, *OUTPUT]
+
+
+
+def _job_data(kind: Kind) -> list[Route]:
+    """The routes of one kind of job data (jobq/http/endpoints/jobdata.py), alike for the
+    three kinds."""
+    name = kind.value
+    path = f"/{name}/{{pid}}/{{sid}}/{{jobno}}"
+    return [
+        Route("GET", path, partial(jobdata.read, kind), f"{name}_read",
+              f"The job's {name}, streamed", "jobdata",
+              {"200": ok(f"the {name}", records_content(ref("Record")))},
+              [*JOB, *DATA_READ], access=Access.JOB),
+        Route("POST", path, partial(jobdata.write, kind), f"{name}_write",
+              f"Store a batch of {name} (a running job's own token, a key of its project,"
+              " or an admin key, which may write to a job that is not running)", "jobdata",
+              {"200": ok("stored: an empty body")}, [*JOB, BATCH_START], RECORDS_BODY,
+              Access.JOB),
+        # before `{index}`, which would take "stats" for an index
+        Route("GET", path + "/stats", partial(jobdata.stats, kind), f"{name}_stats",
+              f"Counts and totals of the job's {name}", "jobdata",
+              {"200": json_ok("counts and totals", ref("RecordStats"))}, JOB,
+              access=Access.JOB),
+        Route("GET", path + "/{index}", partial(jobdata.one, kind), f"{name}_one",
+              f"One of the job's {name}", "jobdata",
+              {"200": ok("the record", records_content(ref("Record"), one=True))},
+              [*JOB, INDEX, *RECORD_OUTPUT], access=Access.JOB),
+    ]
+
 
 # -- the table ----------------------------------------------------------------------------
 
@@ -219,6 +298,10 @@ ROUTES: list[Route] = [
           _value(ANY_VALUE, "the field's new value", "field", name_from_path=True)),
     Route("DELETE", "/jobs/{pid}/{sid}/{jobno}/{field}", jobs.delete, "delete_job_field",
           "Remove one metadata field", "jobs", META_OK, [*JOB, FIELD]),
+    # what jobs produce
+    *_job_data(Kind.ITEMS),
+    *_job_data(Kind.LOGS),
+    *_job_data(Kind.REQUESTS),
     # spiders, projects, botgroups
     Route("GET", "/ids/{pid}/spider/{name}", misc.ids_spider, "spider_id",
           "The id of a spider name", "projects",

@@ -24,6 +24,7 @@ from jobq.domain.records import (
     StartRequest,
     Updated,
 )
+from jobq.storage.chunks import ChunkStore
 
 
 class Storage(abc.ABC):
@@ -199,3 +200,9 @@ class Storage(abc.ABC):
         """Jobs in each listable state (pending, running, finished) of the first
         `max_projects` projects (lowest ids), from the maintained counts, in one query.
         Projects without jobs are left out."""
+
+    # -- job data (items, logs, requests) ----------------------------------------------
+
+    def chunk_store(self) -> ChunkStore:
+        """The store of what jobs produce, in this database (see `jobq.storage.chunks`)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no job data")

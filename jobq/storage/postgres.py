@@ -120,6 +120,7 @@ from jobq.storage import _pg_tx as tx
 from jobq.storage._pg_batch import GroupCommit, Op
 from jobq.storage._pg_sql import Q
 from jobq.storage.base import Storage
+from jobq.storage.chunks import ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -751,3 +752,10 @@ class PostgresStorage(Storage):
         for project, state, n in rows:
             found.setdefault(int(project), {})[State(state)] = int(n)
         return found
+
+    # -- job data (items, logs, requests) ----------------------------------------------
+
+    def chunk_store(self) -> ChunkStore:
+        from jobq.storage._pg_chunks import PostgresChunkStore
+
+        return PostgresChunkStore(self._run)

@@ -47,6 +47,7 @@ from jobq.storage import _sqlite_read as read
 from jobq.storage import _sqlite_tx as tx
 from jobq.storage._sqlite_writer import GroupCommitWriter, translate
 from jobq.storage.base import Storage
+from jobq.storage.chunks import ChunkStore
 
 T = TypeVar("T")
 
@@ -441,6 +442,13 @@ class SqliteStorage(Storage):
             return found
 
         return await self._read(depths)
+
+    # -- job data (items, logs, requests) ----------------------------------------------
+
+    def chunk_store(self) -> ChunkStore:
+        from jobq.storage._sqlite_chunks import SqliteChunkStore
+
+        return SqliteChunkStore(self._write, self._read)
 
 
 # -- start-up checks and file modes --------------------------------------------------------
