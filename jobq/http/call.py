@@ -48,6 +48,10 @@ class Query:
     def getlist(self, name: str) -> list[str]:
         return [value for key, value in self._pairs if key == name]
 
+    def items(self) -> list[tuple[str, str]]:
+        """Every (name, value), in order."""
+        return list(self._pairs)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._last)
 

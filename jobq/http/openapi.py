@@ -11,7 +11,8 @@ Conventions the document encodes:
   lists all five media types; those answering one value answer `application/json` unless a
   `format` is given, when the value becomes the only row.
 - Errors: 401 and 403 answer the JSON `{"error": ..., "message": ...}`; every other error a
-  plain-text reason.
+  plain-text reason; routes with an error shape of their own (the app API) answer it for
+  every error.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobq.http import responses
-from jobq.http.spec import Access, BodyKind, Param, Route
+from jobq.http.spec import Access, BodyKind, ErrorShape, Param, Route
 
 JSON = "application/json"
 JSONLINES = responses.JSONLINES
 TEXT = "text/plain"
+FORM = "application/x-www-form-urlencoded"
 
 Schema = dict[str, Any]
 
@@ -277,7 +279,10 @@ READ_ERRORS = ("400", "401", "403", "404", "429", "503")
 WRITE_ERRORS = (*READ_ERRORS, "408", "409", "413")
 
 
-def errors_of(codes: Sequence[str]) -> dict[str, Schema]:
+def errors_of(codes: Sequence[str], shape: ErrorShape | None = None) -> dict[str, Schema]:
+    if shape is not None:  # the descriptions of the error table, the body of the shape
+        return {code: ok(ERRORS[code]["description"], {JSON: {"schema": ref(shape.name)}})
+                for code in codes}
     return {code: {"$ref": f"#/components/responses/{code}"} for code in codes}
 
 
@@ -295,8 +300,16 @@ def lines_body(item: Schema, description: str, required: bool = True) -> Schema:
 ANY_VALUE: Schema = {"description": "any JSON value"}
 
 
-def value_body(schema: Schema, description: str) -> Schema:
-    return {"description": description, "required": True, "content": {JSON: {"schema": schema}}}
+def value_body(schema: Schema, description: str, required: bool = True) -> Schema:
+    return {"description": description, "required": required,
+            "content": {JSON: {"schema": schema}}}
+
+
+def form_body(description: str, required: Sequence[str]) -> Schema:
+    """A urlencoded form: text fields, lists as repeated names."""
+    return {"description": description, "required": True, "content": {FORM: {"schema": {
+        "type": "object", "required": list(required),
+        "additionalProperties": {"type": "string"}}}}}
 
 
 DESCRIPTION = """\
@@ -325,7 +338,7 @@ def _operation(route: Route) -> Schema:
     codes = route.errors
     if codes is None:
         codes = READ_ERRORS if route.method == "GET" else WRITE_ERRORS
-    op["responses"] = {**route.answers, **errors_of(codes)}
+    op["responses"] = {**route.answers, **errors_of(codes, route.error_shape)}
     if route.access is Access.PUBLIC:
         op["security"] = []
     return op
@@ -342,7 +355,7 @@ def _parameters(routes: Sequence[Route]) -> dict[str, Schema]:
     described = {}
     for key, p in found.items():
         entry: Schema = {"name": p.name, "in": p.where}
-        if p.where == "path":
+        if p.where == "path" or p.required:
             entry["required"] = True
         entry["schema"] = p.schema
         if p.where == "query" and p.schema.get("type") == "array":
@@ -385,7 +398,8 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
                                          " key and its job token"},
                 "apikey": {"type": "apiKey", "in": "query", "name": "apikey"},
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **{r.error_shape.name: r.error_shape.schema
+                                      for r in routes if r.error_shape is not None}},
             "parameters": _parameters(routes),
             "responses": ERRORS,
         },

@@ -23,11 +23,21 @@ Adding a route is one declaration here plus a handler:
   that is not declared (nor one of the common ones: `apikey`, `format`, ...) is a 400.
 - `spec.integer` parameters arrive parsed in `call.args`; text ones are read from
   `call.query` by the handler (`get`, `getlist`).
-- `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value),
-  `RAW` (`call.raw`, the handler parses); sizes, timeouts and JSON errors are handled
-  before the handler runs.
+- `spec.text(..., required=True)`: a query parameter the request must give (400 naming it
+  otherwise; documented as required). `any_query=True`: query parameters not declared are
+  accepted, for routes reading a form from the query (`call.query.items()`).
+- `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value; with a
+  requestBody saying `"required": False`, an empty body is None), `FORM` (urlencoded:
+  `call.body` is the list of (name, value) pairs; multipart is a 400), `RAW` (`call.raw`,
+  the handler parses); sizes, timeouts and JSON errors are handled before the handler runs.
 - `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
   queue service checks what it reaches) or `ADMIN`.
+- Methods: GET (which answers HEAD too), POST, PATCH, DELETE; the same path may have
+  several, each its own `Route`.
+- `error_shape=`: a `spec.ErrorShape` renders every error of the route (a bad parameter,
+  401, 429, 503, a 500 too) as a JSON body of its own, e.g. the app API's
+  `{"status": "error", "message": ...}`; status, message and headers stay those of
+  `jobq.http.errors`, and the OpenAPI document describes the errors with its schema.
 - Routes are tried in the order of this list within a first path segment: put busy routes
   first, and literal segments before parameters where both could match.
 """
