@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -11,7 +12,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from jobq.config import Settings
-from jobq.core import credentials
+from jobq.core import credentials, schedules
+from jobq.core.app_api import AppApi
 from jobq.core.queue import JobQueue
 from jobq.http import errors as http_errors
 from jobq.http.middleware import RequestContext
@@ -53,7 +55,15 @@ def create_app(settings: Settings, storage: Storage) -> Starlette:
             )
             instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
             app.state.queue = JobQueue(instrumented, tokens, settings.max_count)
-            yield
+            # app API and periodic jobs (issue 13): one scheduler task per server process
+            app.state.app_api = AppApi(app.state.queue)
+            app.state.schedules = schedules.Schedules(instrumented)
+            scheduler = asyncio.create_task(schedules.Scheduler(instrumented).run_forever())
+            try:
+                yield
+            finally:
+                scheduler.cancel()
+                await asyncio.gather(scheduler, return_exceptions=True)
         finally:
             await storage.close()
 

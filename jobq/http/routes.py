@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from jobq.http import openapi
-from jobq.http.endpoints import jobq, jobs, misc, ops
+from jobq.http.endpoints import app_api, jobq, jobs, misc, ops, schedules
 
 GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
 JOB = "/jobs/{pid}/{sid}/{jobno}"
@@ -50,4 +50,29 @@ ROUTES = [
     Route("/readyz", misc.readyz, methods=GET),
     Route("/openapi.json", openapi.endpoint, methods=GET),
     Route("/metrics", ops.metrics_endpoint, methods=GET),
+]
+
+# -- app API and periodic jobs (issue 13): a block of its own, for the lead to port -------
+API_SPIDER = "/api/v2/projects/{pid}/spiders/{sid}"
+SCHEDULE = "/schedules/{pid}/{id}"
+ROUTES += [
+    Route("/api/run.json", app_api.run, methods=POST),
+    Route("/api/schedule.json", app_api.run, methods=POST),  # the legacy name of run
+    Route("/api/jobs/update.json", app_api.jobs_update, methods=POST),
+    Route("/api/jobs/stop.json", app_api.jobs_stop, methods=POST),
+    Route("/api/jobs/delete.json", app_api.jobs_delete, methods=POST),
+    Route("/api/jobs/list.{fmt}", app_api.jobs_list, methods=GET),
+    Route("/api/jobs/count.json", app_api.jobs_count, methods=GET),
+    Route("/api/spiders/list.json", app_api.spiders_list, methods=GET),
+    Route(API_SPIDER, app_api.spider, methods=GET),
+    Route(API_SPIDER + "/tags", app_api.spider_tags, methods=["PATCH"]),
+    Route("/api/scrapyd/listprojects.json", app_api.listprojects, methods=GET),
+    Route("/schedules/{pid}", schedules.list_schedules, methods=GET),
+    Route("/schedules/{pid}", schedules.create, methods=POST),
+    Route(SCHEDULE, schedules.get, methods=GET),
+    Route(SCHEDULE, schedules.update, methods=["PATCH", "POST"]),
+    Route(SCHEDULE, schedules.delete, methods=DELETE),
+    Route(SCHEDULE + "/pause", schedules.pause, methods=POST),
+    Route(SCHEDULE + "/resume", schedules.resume, methods=POST),
+    Route(SCHEDULE + "/run", schedules.run_now, methods=POST),
 ]
