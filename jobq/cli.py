@@ -383,3 +383,9 @@ def cancel(url: str, apikey: str, as_json: bool, keys: tuple[str, ...]) -> None:
     for project, project_keys in by_project.items():
         total += _call(url, apikey, functools.partial(_cancel, project=project, keys=project_keys))
     click.echo(orjson.dumps({"count": total}).decode() if as_json else f"cancelled {total}")
+
+
+# periodic jobs (issue 13): `jobq schedule ...`
+from jobq.cli_schedule import schedule as _schedule  # noqa: E402
+
+main.add_command(_schedule)
