@@ -82,7 +82,7 @@ def parse_zone(name: Any, where: str = "tz") -> zoneinfo.ZoneInfo:
         raise errors.BadRequest(f"{where}: expected an IANA time zone name like Europe/Madrid")
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise errors.BadRequest(f"{where}: unknown time zone {name!r}") from None
 
 

@@ -621,8 +621,9 @@ def document() -> dict[str, Any]:
             "license": {"name": "BSD-3-Clause", "identifier": "BSD-3-Clause"},
         },
         "security": [{"basic": []}, {"apikey": []}],
-        "tags": [{"name": t} for t in ("jobq", "jobs", "projects", "botgroups", "server")],
-        "paths": _build_paths(),
+        "tags": [{"name": t} for t in ("jobq", "jobs", "projects", "botgroups", "server",
+                                                   "app", "schedules")],
+        "paths": {**_build_paths(), **_app_paths()},
         "components": {
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic",
@@ -639,3 +640,126 @@ def document() -> dict[str, Any]:
 
 async def endpoint(request: Request) -> Response:
     return responses.json_response(document())
+
+
+# -- app API and periodic jobs (issue 13): a block of its own, for the lead to port ---------
+
+FORM = "application/x-www-form-urlencoded"
+APP_ERROR: Schema = {
+    "description": "an app API or schedules error",
+    "type": "object", "required": ["status", "message"],
+    "properties": {"status": {"type": "string", "enum": ["error", "badrequest"]},
+                   "message": {"type": "string"}},
+}
+APP_OK: Schema = {"type": "object", "required": ["status"],
+                  "properties": {"status": {"const": "ok"}}}
+APP_ERRORS = {code: ok(text, {JSON: {"schema": APP_ERROR}}) for code, text in (
+    ("400", "refused input: the message names the field"), ("401", "Authentication failed"),
+    ("403", "no access to the project"), ("404", "no such resource"),
+    ("408", "the request body came too slowly"), ("409", "conflict"),
+    ("413", "body over the size limit"), ("429", "too many requests (see Retry-After)"),
+    ("503", "the database is unreachable (see Retry-After)"))}
+
+
+def _app_op(op_id: str, summary: str, tag: str, answer: Schema, body: Schema | None = None,
+            params: Sequence[Schema] = (), created: bool = False) -> Schema:
+    op: Schema = {"operationId": op_id, "summary": summary, "tags": [tag],
+                  "responses": {"201" if created else "200": json_ok("done", answer),
+                                **APP_ERRORS}}
+    if params:
+        op["parameters"] = list(params)
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def _form(*required: str) -> Schema:
+    return {"required": True, "content": {FORM: {"schema": {
+        "type": "object", "required": list(required),
+        "additionalProperties": {"type": "string"},
+        "description": "form fields; lists repeat their name, objects are JSON text"}}}}
+
+
+def _ok_with(**properties: Schema) -> Schema:
+    return {**APP_OK, "properties": {**APP_OK["properties"], **properties}}
+
+
+_PROJECT_Q = _query("project", ID, "project id")
+_SCHEDULE: Schema = {"type": "object", "description": "a schedule (see README)"}
+_SCHEDULE_BODY: Schema = {"required": True, "content": {JSON: {"schema": {
+    "type": "object", "description": "spider, cron+tz or every, args, job_settings, tags,"
+    " priority, units, job_cmd, overlap, catch_up, catch_up_max, paused, description"}}}}
+_SID = _path("id", ID, "schedule id")
+
+
+def _jobs_list() -> Schema:
+    op = _app_op("app_jobs_list", "List jobs (json; jl: a status line, then jobs)", "app",
+                 _ok_with(jobs=array({"type": "object"})),
+                 params=[_path("fmt", {"type": "string", "enum": ["json", "jl"]}, "json or jl"),
+                         {**_PROJECT_Q, "required": True}])
+    op["responses"]["200"]["content"][JSONLINES] = {"schema": array({"type": "object"})}
+    return op
+
+
+def _app_paths() -> dict[str, Schema]:
+    count = _ok_with(count={"type": "integer"})
+    one = _ok_with(schedule=_SCHEDULE)
+    project = [param("pid")]
+    schedule = [param("pid"), _SID]
+    return {
+        "/api/run.json": path_item([], post=_app_op(
+            "app_run", "Schedule a job (app API)", "app", _ok_with(jobid=ref("JobKey")),
+            _form("project", "spider"))),
+        "/api/schedule.json": path_item([], post=_app_op(
+            "app_schedule", "Schedule a job (legacy name of run)", "app",
+            _ok_with(jobid=ref("JobKey")), _form("project", "spider"))),
+        "/api/jobs/update.json": path_item([], post=_app_op(
+            "app_jobs_update", "Add or remove tags of jobs", "app", count, _form("project"))),
+        "/api/jobs/stop.json": path_item([], post=_app_op(
+            "app_jobs_stop", "Cancel jobs", "app", APP_OK, _form("project", "job"))),
+        "/api/jobs/delete.json": path_item([], post=_app_op(
+            "app_jobs_delete", "Delete jobs", "app", count, _form("project", "job"))),
+        "/api/jobs/list.{fmt}": path_item([], get=_jobs_list()),
+        "/api/jobs/count.json": path_item([], get=_app_op(
+            "app_jobs_count", "Count jobs", "app", _ok_with(total={"type": "integer"}),
+            params=[{**_PROJECT_Q, "required": True}])),
+        "/api/spiders/list.json": path_item([], get=_app_op(
+            "app_spiders", "Spiders of a project", "app",
+            _ok_with(spiders=array({"type": "object"})),
+            params=[{**_PROJECT_Q, "required": True}])),
+        "/api/v2/projects/{pid}/spiders/{sid}": path_item(["pid", "sid"], get=_app_op(
+            "app_spider", "One spider and its tags", "app", _ok_with(tags=array(NAME)))),
+        "/api/v2/projects/{pid}/spiders/{sid}/tags": path_item(["pid", "sid"], patch=_app_op(
+            "app_spider_tags", "Add or remove tags of a spider", "app",
+            _ok_with(tags=array(NAME)),
+            value_body({"type": "object", "properties": {"add": array(NAME),
+                                                         "remove": array(NAME)}},
+                       "tags to add and remove"))),
+        "/api/scrapyd/listprojects.json": path_item([], get=_app_op(
+            "app_listprojects", "Projects this key can see", "app",
+            _ok_with(projects=array(ID)))),
+        "/schedules/{pid}": path_item(
+            [],
+            get=_app_op("list_schedules", "Schedules of a project", "schedules",
+                        _ok_with(schedules=array(_SCHEDULE)), params=project),
+            post=_app_op("create_schedule", "Create a schedule", "schedules", one,
+                         _SCHEDULE_BODY, project, created=True)),
+        "/schedules/{pid}/{id}": path_item(
+            [],
+            get=_app_op("get_schedule", "One schedule and its last ticks", "schedules", one,
+                        params=schedule),
+            patch=_app_op("update_schedule", "Change a schedule", "schedules", one,
+                          {**_SCHEDULE_BODY, "required": False}, schedule),
+            post=_app_op("update_schedule_post", "Change a schedule (POST)", "schedules", one,
+                         {**_SCHEDULE_BODY, "required": False}, schedule),
+            delete=_app_op("delete_schedule", "Delete a schedule", "schedules", APP_OK,
+                           params=schedule)),
+        "/schedules/{pid}/{id}/pause": path_item([], post=_app_op(
+            "pause_schedule", "Pause a schedule", "schedules", one, params=schedule)),
+        "/schedules/{pid}/{id}/resume": path_item([], post=_app_op(
+            "resume_schedule", "Resume a schedule (the next tick counts from now)",
+            "schedules", one, params=schedule)),
+        "/schedules/{pid}/{id}/run": path_item([], post=_app_op(
+            "run_schedule", "Push the schedule's job now", "schedules",
+            _ok_with(jobid=ref("JobKey")), params=schedule)),
+    }
