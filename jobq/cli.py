@@ -273,10 +273,17 @@ def _project_of(key: str) -> int:
 @click.option("--priority", type=click.IntRange(0, 4), default=None)
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--meta", "meta", multiple=True, help="A NAME=VALUE metadata field (repeatable).")
+@click.option("-a", "--arg", "args", multiple=True,
+              help="A NAME=VALUE spider argument (repeatable; stored as spider_args).")
 def push(url: str, apikey: str, as_json: bool, project: int, spider: str, priority: int | None,
-         tags: tuple[str, ...], meta: tuple[str, ...]) -> None:
+         tags: tuple[str, ...], meta: tuple[str, ...], args: tuple[str, ...]) -> None:
     """Push one job of SPIDER into PROJECT's pending queue."""
     job: dict[str, Any] = {"spider": spider}
+    for item in args:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--arg")
+        job.setdefault("spider_args", {})[name] = value
     if priority is not None:
         job["priority"] = priority
     if tags:

@@ -127,3 +127,18 @@ def test_the_server_fires_schedules(http: httpx.Client, project: int) -> None:
     assert len(set(fired)) == len(fired)
     shown = http.get(f"/schedules/{project}/{sid}").json()["schedule"]
     assert shown["last_outcome"].startswith("pushed")
+
+
+def test_jobq_push_with_spider_arguments(shared_server: helpers.Server, project: int,
+                                         http: httpx.Client) -> None:
+    done = subprocess.run(
+        [*helpers.jobq_command(), "push", str(project), "books", "-a", "category=fiction",
+         "--arg", "pages=2", "--tag", "nightly", "--url", shared_server.url, "--apikey",
+         shared_server.admin_key, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    key = orjson.loads(done.stdout)["key"]
+    meta = http.get(f"/jobs/{key}").json()
+    assert meta["spider_args"] == {"category": "fiction", "pages": "2"}
+    assert meta["tags"] == ["nightly"]
