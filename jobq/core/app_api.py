@@ -107,7 +107,8 @@ def run_line(form: Form, registered: Sequence[str]) -> dict[str, Any]:
     line["priority"] = jobs.PRIORITY_DEFAULT if priority is None else priority
     line["units"] = 1 if units is None else units
     if tags:
-        line["tags"] = list(dict.fromkeys([*(meta.get("tags") or []), *tags]))
+        earlier = validation.tags(meta.get("tags"), "meta: tags") or []
+        line["tags"] = list(dict.fromkeys([*earlier, *tags]))
     if settings:
         line["job_settings"] = settings
     if environment:
@@ -286,6 +287,6 @@ class AppApi:
 
     async def projects(self, who: Principal) -> list[int]:
         visible = [p for p in await self.storage.projects() if who.can_see(p)]
-        if who.project is not None and who.project not in visible:
+        if who.job is None and who.project is not None and who.project not in visible:
             visible.append(who.project)
         return sorted(visible)

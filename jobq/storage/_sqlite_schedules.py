@@ -72,6 +72,7 @@ def update_spider_tags(
 def register_spiders(
     conn: sqlite3.Connection, project: int, source: str, names: Sequence[str], now_ms: int
 ) -> None:
+    tx.ensure_project(conn, project)  # as on PostgreSQL, whose writes lock the project row
     conn.execute(
         "DELETE FROM registered_spiders WHERE project_id = ? AND source = ?", (project, source)
     )
@@ -96,6 +97,7 @@ def create_schedule(
     conn: sqlite3.Connection, project: int, spec: ScheduleSpec, paused: bool,
     next_tick_ms: int | None, now_ms: int,
 ) -> Schedule:
+    tx.ensure_project(conn, project)
     row = conn.execute(
         "INSERT INTO schedules (project_id, spec, paused, next_tick_ms, created_ms, updated_ms)"
         f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",

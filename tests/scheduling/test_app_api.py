@@ -76,6 +76,8 @@ def test_run_as_running_and_defaults(sc: ScrapinghubClient, project: int) -> Non
     running = jobs.run("books", meta={"state": "running"})
     assert running.metadata.get("state") == "running"
     assert running.metadata.get("started_by") == "admin"
+    tagged = jobs.run("poets", meta={"tags": ["from-meta"]}, add_tag=["added"])
+    assert tagged.metadata.get("tags") == ["from-meta", "added"]
     plain = jobs.run("authors")
     meta = dict(plain.metadata.list())
     assert (meta["priority"], meta["units"]) == (2, 1)
@@ -182,6 +184,7 @@ def test_projects(sc: ScrapinghubClient, shared_server: helpers.Server, project:
     ({"environment": "[]"}, "environment"),
     ({"spider": ""}, "spider"),
     ({"cmd_args": 'unclosed "quote'}, "cmd_args"),
+    ({"meta": '{"tags": "abc"}', "add_tag": "x"}, "meta: tags"),
 ])
 def test_bad_run_is_400_naming_the_field(http: httpx.Client, project: int,
                                          fields: dict[str, str], named: str) -> None:

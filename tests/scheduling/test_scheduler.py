@@ -260,6 +260,7 @@ async def test_project_keys_reach_their_own_schedules_only(storage: Storage) -> 
     _, svc, _ = services(storage)
     mine = Principal("p53", project=PROJECT)
     made = await svc.create(mine, PROJECT, {"spider": "books", "every": "1h"})
+    assert await storage.projects() == [PROJECT]  # both backends list it alike
     with pytest.raises(errors.Forbidden):
         await svc.create(mine, PROJECT + 1, {"spider": "books", "every": "1h"})
     stranger = Principal("p54", project=PROJECT + 1)
