@@ -295,7 +295,7 @@ class Scheduler:
         if outcome is None:
             return None
         pushed = sum(1 for p in outcome if p.key is not None)
-        log.info("schedule %d fired %d job(s)", schedule.schedule_id, pushed,
+        log.debug("schedule %d fired %d job(s)", schedule.schedule_id, pushed,
                  extra={"action": "schedule_fired", "schedule": schedule.schedule_id,
                         "pushed": pushed, "missed": plan.missed})
         return pushed

@@ -738,6 +738,9 @@ def _app_paths() -> dict[str, Schema]:
         "/api/scrapyd/listprojects.json": path_item([], get=_app_op(
             "app_listprojects", "Projects this key can see", "app",
             _ok_with(projects=array(ID)))),
+        "/api/v2/users/me": path_item([], get=_app_op(
+            "app_users_me", "Who this key is (shub login checks a key here)", "app",
+            _ok_with(username={"type": "string"}))),
         "/schedules/{pid}": path_item(
             [],
             get=_app_op("list_schedules", "Schedules of a project", "schedules",

@@ -67,6 +67,7 @@ ROUTES += [
     Route(API_SPIDER, app_api.spider, methods=GET),
     Route(API_SPIDER + "/tags", app_api.spider_tags, methods=["PATCH"]),
     Route("/api/scrapyd/listprojects.json", app_api.listprojects, methods=GET),
+    Route("/api/v2/users/me", app_api.users_me, methods=GET),
     Route("/schedules/{pid}", schedules.list_schedules, methods=GET),
     Route("/schedules/{pid}", schedules.create, methods=POST),
     Route(SCHEDULE, schedules.get, methods=GET),

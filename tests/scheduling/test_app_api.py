@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,17 @@ def test_spiders_of_registered_workers(sc: ScrapinghubClient, shared_server: hel
     names = {s["id"] for s in proj.spiders.list()}
     assert names == {"anything", "books", "authors"}
     assert count_jobs(http, project) == 2
+
+
+def test_shub_login_accepts_jobq_keys(shared_server: helpers.Server, project: int) -> None:
+    with warnings.catch_warnings():  # shub's import chain warns about distutils
+        warnings.simplefilter("ignore")
+        from shub.login import _is_valid_apikey
+
+    endpoint = shared_server.url + "/api/"
+    assert _is_valid_apikey(shared_server.admin_key, endpoint=endpoint)
+    assert _is_valid_apikey(project_key(shared_server, project), endpoint=endpoint)
+    assert not _is_valid_apikey("jq_wrong", endpoint=endpoint)
 
 
 def _shub(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:

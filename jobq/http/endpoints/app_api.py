@@ -167,3 +167,10 @@ async def not_here(request: Request) -> Response:
     """Deploys (eggs, addversion) and other app API calls jobq does not serve."""
     raise errors.NotFound(f"{request.url.path}: jobq does not deploy code or serve this call")
 
+
+
+@app_errors
+async def users_me(request: Request) -> Response:
+    """`shub login` checks a key here: 200 for a valid key."""
+    who = await caller(request)
+    return answer({"status": "ok", "username": who.name})
