@@ -118,8 +118,8 @@ def apply_fields(spec: ScheduleSpec, body: dict[str, Any], now_ms: int) -> bool:
         spec.catch_up_max = _int(body["catch_up_max"], "catch_up_max", 1,
                                  rules.CATCH_UP_MAX_LIMIT)
     if "description" in body:
-        if not isinstance(body["description"], str):
-            raise errors.BadRequest("description: expected a string")
+        if not isinstance(body["description"], str) or len(body["description"]) > 1000:
+            raise errors.BadRequest("description: expected a string of at most 1000 characters")
         spec.description = validation.no_nul(body["description"], "description")
     return any(name in body for name in _TIMING)
 

@@ -52,6 +52,9 @@ CATCH_UP_MAX_LIMIT = 1000
 #: a cron schedule further behind than this skips straight to this window (ms: a week)
 CRON_LOOKBACK_MS = 7 * 24 * 3600 * 1000
 
+#: longest zone name accepted (IANA names are far shorter)
+MAX_ZONE_NAME = 64
+
 OVERLAP = ("skip", "allow")
 CATCH_UP = ("latest", "none", "all")
 
@@ -78,7 +81,9 @@ def parse_interval(text: Any, where: str = "every") -> int:
 
 
 def parse_zone(name: Any, where: str = "tz") -> zoneinfo.ZoneInfo:
-    if not isinstance(name, str) or not name:
+    """An IANA zone: the system's zone database, else the pinned `tzdata` package (slim
+    containers ship no /usr/share/zoneinfo)."""
+    if not isinstance(name, str) or not name or len(name) > MAX_ZONE_NAME:
         raise errors.BadRequest(f"{where}: expected an IANA time zone name like Europe/Madrid")
     try:
         return zoneinfo.ZoneInfo(name)
