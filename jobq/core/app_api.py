@@ -210,6 +210,7 @@ class AppApi:
 
     async def stop(self, who: Principal, form: Form) -> int:
         project = form.project()
+        who.check_project(project)
         keys = self._job_keys(form, project)
         if not keys:
             raise errors.BadRequest("job: this field is required")
@@ -217,10 +218,10 @@ class AppApi:
 
     async def delete(self, who: Principal, form: Form) -> int:
         project = form.project()
+        who.check_project(project)
         keys = self._job_keys(form, project)
         if not keys:
             raise errors.BadRequest("job: this field is required")
-        who.check_project(project)
         found = []
         for key in keys:
             if await self._tags_of(who, key) is not None:
@@ -231,6 +232,7 @@ class AppApi:
 
     async def list_jobs(self, who: Principal, form: Form) -> tuple[list[dict[str, Any]], int]:
         project = form.project()
+        who.check_project(project)
         states = tuple(State.parse(s, "state") for s in form.getlist("state")) or jobs.LISTABLE
         keys = self._job_keys(form, project)
         count = form.integer("count", 0, self.queue.max_count)

@@ -17,7 +17,7 @@ A, B = 53, 54
 #: routes anyone may call
 OPEN = {"/system/ts", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 #: routes that answer each caller with what it may see, rather than 403
-FILTERED = {"/projects/jobsummaries"}
+FILTERED = {"/projects/jobsummaries", "/api/scrapyd/listprojects.json", "/api/v2/users/me"}
 #: routes outside any project: admin keys only
 ADMIN_ONLY = {"/botgroups/{name}/max_running", "/botgroups/{name}"}
 
@@ -36,9 +36,13 @@ CALLS = _calls()
 
 
 def _url(path: str, project: int, spider: int = 1, job: int = 1) -> str:
-    return (path.replace("{pid}", str(project)).replace("{sid}", str(spider))
-            .replace("{jobno}", str(job)).replace("{field}", "note")
-            .replace("{state}", "pending").replace("{name}", "g1"))
+    url = (path.replace("{pid}", str(project)).replace("{sid}", str(spider))
+           .replace("{jobno}", str(job)).replace("{field}", "note")
+           .replace("{state}", "pending").replace("{name}", "g1")
+           .replace("{id}", "1").replace("{fmt}", "json"))
+    # the app API names the project in its form (query or body), not in the path
+    return url + f"?project={project}" if path.startswith("/api/") and "{pid}" not in path \
+        else url
 
 
 def _body(path: str, key: str) -> bytes:
