@@ -125,10 +125,13 @@ def run_line(form: Form, registered: Sequence[str]) -> dict[str, Any]:
 
 
 def check_known_spider(spider: str, registered: Sequence[str]) -> None:
+    """Once workers have registered the spiders they can run, a job of any other spider
+    would wait forever: refuse it (runs and schedules alike)."""
     if registered and spider not in registered:
+        known = ", ".join(registered[:20]) + (", ..." if len(registered) > 20 else "")
         raise errors.BadRequest(
             f"spider: {spider!r} is not a spider of any registered worker of this project"
-            f" (known: {', '.join(registered)})"
+            f" (known: {known})"
         )
 
 
@@ -140,8 +143,9 @@ def _iso(ms: Any) -> str | None:
 
 def list_row(row: dict[str, Any]) -> dict[str, Any]:
     """A JobQ list row (with LIST_META) as a jobs/list.json row."""
-    stats = row.get("scrapystats") if isinstance(row.get("scrapystats"), dict) else {}
-    assert isinstance(stats, dict)
+    stats = row.get("scrapystats")
+    if not isinstance(stats, dict):
+        stats = {}
     return {
         "id": row["key"], "spider": row.get("spider"), "state": row["state"],
         "close_reason": row.get("close_reason"),

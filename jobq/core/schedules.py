@@ -26,7 +26,7 @@ import zoneinfo
 from typing import Any
 
 from jobq import errors
-from jobq.core import validation
+from jobq.core import app_api, validation
 from jobq.core.credentials import Principal
 from jobq.domain import jobs
 from jobq.domain import schedules as rules
@@ -188,11 +188,7 @@ class Schedules:
         return found
 
     async def _check_spider(self, project: int, spider: str) -> None:
-        registered = await self.storage.registered_spiders(project)
-        if registered and spider not in registered:
-            raise errors.BadRequest(
-                f"spider: {spider!r} is not a spider of any registered worker of this project"
-                f" (known: {', '.join(registered)})")
+        app_api.check_known_spider(spider, await self.storage.registered_spiders(project))
 
     async def create(self, who: Principal, project: int, body: Any) -> dict[str, Any]:
         who.check_project(project)
