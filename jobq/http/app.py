@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from typing import Any
@@ -10,7 +11,9 @@ import orjson
 
 from jobq.config import Settings
 from jobq.core import credentials
+from jobq.core.app_api import AppApi
 from jobq.core.queue import JobQueue
+from jobq.core.schedules import Scheduler, Schedules
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.http import openapi
 from jobq.http.auth import Principals
@@ -38,8 +41,9 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
 
 
 class JobqApp:
-    """The ASGI app: the lifespan opens and closes the storage; requests go to the
-    `RequestHandler` built at start-up."""
+    """The ASGI app: the lifespan opens and closes the storage and runs the background
+    tasks (the scheduler of periodic jobs); requests go to the `RequestHandler` built at
+    start-up."""
 
     def __init__(self, settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> None:
         self.settings = settings
@@ -49,6 +53,8 @@ class JobqApp:
         self.router = Router(ROUTES)
         self.openapi = orjson.dumps(openapi.document(ROUTES))
         self.handler: RequestHandler | None = None
+        #: background tasks, cancelled at shutdown before the storage closes
+        self.tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,7 +77,7 @@ class JobqApp:
                     raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.storage.close()
+                await self._stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -94,12 +100,23 @@ class JobqApp:
         )
         instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
         queue = JobQueue(instrumented, tokens, settings.max_count, self.clock)
-        services = Services(settings, queue, self.openapi)
+        services = Services(settings, queue, self.openapi, AppApi(queue),
+                            Schedules(instrumented, self.clock))
         buckets = None
         if settings.rate_limit:
             buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
         self.handler = RequestHandler(self.router, services,
                                       Principals(authenticator, self.clock), buckets)
+        # one scheduler per server process: the storage lets one node fire each tick
+        self.tasks.append(asyncio.create_task(
+            Scheduler(instrumented, self.clock).run_forever(), name="jobq-scheduler"))
+
+    async def _stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        await self.storage.close()
 
 
 def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> JobqApp:

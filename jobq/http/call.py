@@ -9,8 +9,10 @@ from typing import Any, overload
 from urllib.parse import unquote_plus
 
 from jobq.config import Settings
+from jobq.core.app_api import AppApi
 from jobq.core.credentials import Principal
 from jobq.core.queue import JobQueue
+from jobq.core.schedules import Schedules
 
 
 class Query:
@@ -70,6 +72,9 @@ class Services:
     queue: JobQueue
     #: the OpenAPI document, rendered once
     openapi: bytes
+    #: the app API's job calls and the schedules of periodic jobs (issue 13)
+    app_api: AppApi
+    schedules: Schedules
 
 
 class Call:

@@ -218,6 +218,13 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"botgroup": NAME},
         "additionalProperties": True,
     },
+    # -- periodic jobs -------------------------------------------------------------------
+    "Schedule": {"type": "object", "description": "a schedule (see README)"},
+    "ScheduleFields": {
+        "type": "object",
+        "description": "spider, cron+tz or every, args, job_settings, tags, priority, units,"
+                       " job_cmd, overlap, catch_up, catch_up_max, paused, description",
+    },
     "CancelItem": {
         "type": "object",
         "required": ["key"],
@@ -325,6 +332,8 @@ The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
   header; a result that is one value answers `application/json` unless a format is asked for,
   when the value becomes the only row. `gzip` when the client accepts it.
 - Errors: 401 and 403 answer `{"error": ..., "message": ...}`; the others a plain-text reason.
+  The app API (`/api/...`) and schedules answer every error as
+  `{"status": "error", "message": ...}`.
 """
 
 
