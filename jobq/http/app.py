@@ -107,9 +107,10 @@ class JobqApp:
             buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
         self.handler = RequestHandler(self.router, services,
                                       Principals(authenticator, self.clock), buckets)
-        # one scheduler per server process: the storage lets one node fire each tick
+        # one scheduler per server process: the storage lets one node fire each tick (the
+        # task's name is its own: psycopg's pool names a task "<pool>-scheduler")
         self.tasks.append(asyncio.create_task(
-            Scheduler(instrumented, self.clock).run_forever(), name="jobq-scheduler"))
+            Scheduler(instrumented, self.clock).run_forever(), name="jobq-periodic-jobs"))
 
     async def _stop(self) -> None:
         for task in self.tasks:

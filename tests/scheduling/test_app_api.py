@@ -280,3 +280,71 @@ def test_shub_schedule(shared_server: helpers.Server, project: int, tmp_path: Pa
     again = _shub(tmp_path, "schedule", "books", "-a", "category=fiction", "-a", "pages=2")
     assert again.returncode != 0
     assert "already scheduled" in again.stdout + again.stderr
+
+
+# -- the app API's answers through the route table's HTTP layer --------------------------
+
+
+def app_error(answer: httpx.Response, status: int, starts: str) -> None:
+    """`answer` is the app API's JSON error of `status`, its message starting so."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert body["status"] == "error" and body["message"].startswith(starts), body
+
+
+def test_every_error_keeps_the_app_shape(shared_server: helpers.Server, project: int,
+                                         http: httpx.Client) -> None:
+    with httpx.Client(base_url=shared_server.url) as anonymous:
+        refused = anonymous.post("/api/run.json", data={"project": project, "spider": "b"})
+    app_error(refused, 401, "Authentication failed")
+    assert refused.headers["www-authenticate"].startswith("Basic")
+    with httpx.Client(base_url=shared_server.url, auth=("jq_not_a_key", "")) as bad:
+        app_error(bad.get("/schedules/1"), 401, "Authentication failed")
+    # the dispatcher's own refusals too: a required parameter, a body that is no form
+    app_error(http.get("/api/jobs/list.json"), 400, "project: this parameter is required")
+    app_error(http.get("/api/jobs/count.json", params={"project": ""}), 400, "project")
+    app_error(http.post("/api/run.json", files={"spider": (None, "books")},
+                        data={"project": str(project)}), 400, "body: send the form as")
+    app_error(http.post("/api/run.json", content=b"project=1&spider=\xff",
+                        headers={"content-type": "application/x-www-form-urlencoded"}),
+              400, "body: a urlencoded form must be UTF-8")
+    app_error(http.post(f"/schedules/{project}", content=b"{not json"), 400, "body: invalid")
+    app_error(http.post(f"/schedules/{project}/x/run"), 400, "schedule id")
+    assert count_jobs(http, project) == 0
+    # JobQ routes keep their plain-text errors
+    plain = http.get(f"/jobq/{project}/list", params={"bogus": "1"})
+    assert plain.status_code == 400 and plain.text.startswith("unknown parameter(s): bogus")
+
+
+def test_app_routes_take_any_query_parameter(http: httpx.Client, project: int) -> None:
+    """As the hosted app API does: a form's fields may come in the query, and clients
+    send parameters jobq has no use for."""
+    run = http.post("/api/run.json", params={"project": project, "spider": "books",
+                                             "category": "fiction"})
+    assert run.status_code == 200, run.text
+    meta = http.get(f"/jobs/{run.json()['jobid']}").json()
+    assert meta["spider_args"] == {"category": "fiction"}
+    for path in ("/api/scrapyd/listprojects.json", "/api/v2/users/me"):
+        assert http.get(path, params={"project": project, "v": "2"}).status_code == 200
+
+
+def test_methods(http: httpx.Client, project: int) -> None:
+    wrong = http.get("/api/run.json", params={"project": project})
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    made = http.post(f"/schedules/{project}", json={"spider": "books", "every": "1h"})
+    sid = made.json()["schedule"]["id"]
+    wrong = http.put(f"/schedules/{project}/{sid}", json={})
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, HEAD, POST, PATCH, DELETE"
+    head = http.head(f"/schedules/{project}/{sid}")
+    assert head.status_code == 200 and head.content == b""
+    # an empty body changes nothing (the body is optional), by PATCH as by POST
+    for method in ("PATCH", "POST"):
+        same = http.request(method, f"/schedules/{project}/{sid}")
+        assert same.status_code == 200, same.text
+        assert same.json()["schedule"]["every"] == "1h"
+    changed = http.patch(f"/schedules/{project}/{sid}", json={"every": "2h"})
+    assert changed.json()["schedule"]["every"] == "2h"
+    assert http.delete(f"/schedules/{project}/{sid}").json() == {"status": "ok"}
+    app_error(http.delete(f"/schedules/{project}/{sid}"), 404, "schedule")

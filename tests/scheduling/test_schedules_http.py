@@ -3,6 +3,8 @@ both backends; the server's own scheduler fires them."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import subprocess
 import time
 from typing import Any
@@ -11,6 +13,10 @@ import httpx
 import orjson
 import pytest
 
+from jobq.config import Settings
+from jobq.core.schedules import POLL_SECONDS
+from jobq.http.app import create_app
+from jobq.storage import open_storage
 from tests import helpers
 from tests.scheduling.test_app_api import project_key
 
@@ -142,3 +148,40 @@ def test_jobq_push_with_spider_arguments(shared_server: helpers.Server, project:
     meta = http.get(f"/jobs/{key}").json()
     assert meta["spider_args"] == {"category": "fiction", "pages": "2"}
     assert meta["tags"] == ["nightly"]
+
+
+
+def test_shutdown_stops_the_scheduler_before_the_storage(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app in this process, its lifespan driven as a server does: the scheduler task
+    runs once started, and is gone once shut down (a scheduler left running would wake
+    to a closed storage and log about it)."""
+
+    def schedulers() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "jobq-periodic-jobs"]
+
+    async def run() -> None:
+        app = create_app(Settings(db=db_url, admin_keys=("k",)), open_storage(db_url))
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        sent: list[str] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message["type"])
+
+        lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, send))
+        await inbox.put({"type": "lifespan.startup"})
+        while not sent:
+            await asyncio.sleep(0.01)
+        assert sent == ["lifespan.startup.complete"]
+        assert len(schedulers()) == 1
+        await asyncio.sleep(0.2)  # it has looked for due schedules
+        await inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(lifespan, 10)
+        assert sent[-1] == "lifespan.shutdown.complete"
+        assert schedulers() == []
+        await asyncio.sleep(POLL_SECONDS + 0.2)  # past the time it would have woken
+
+    with caplog.at_level(logging.DEBUG, logger="jobq"):
+        asyncio.run(run())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
