@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from jobq.domain import jobs, schedules
 from jobq.http import responses
 from jobq.http.spec import Access, BodyKind, ErrorShape, Param, Route
 
@@ -219,11 +220,52 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": True,
     },
     # -- periodic jobs -------------------------------------------------------------------
-    "Schedule": {"type": "object", "description": "a schedule (see README)"},
-    "ScheduleFields": {
+    "Schedule": {
+        "description": "a schedule (see README); one schedule alone also has its last `ticks`",
         "type": "object",
-        "description": "spider, cron+tz or every, args, job_settings, tags, priority, units,"
-                       " job_cmd, overlap, catch_up, catch_up_max, paused, description",
+        "required": ["id", "project", "spider", "when", "paused", "next_run_time"],
+        "properties": {
+            "id": ID, "project": ID, "spider": {"type": "string"},
+            "cron": {"type": ["string", "null"]}, "tz": {"type": "string"},
+            "every": {"type": ["string", "null"]}, "when": {"type": "string"},
+            "args": {"type": "object", "additionalProperties": {"type": "string"}},
+            "job_settings": {"type": "object"}, "tags": array({"type": "string"}),
+            "priority": {"type": "integer"}, "units": {"type": "integer"},
+            "job_cmd": {"anyOf": [array({"type": "string"}), {"type": "null"}]},
+            "overlap": {"enum": list(schedules.OVERLAP)},
+            "catch_up": {"enum": list(schedules.CATCH_UP)},
+            "catch_up_max": {"type": "integer"}, "description": {"type": "string"},
+            "paused": {"type": "boolean"},
+            "next_run_time": {**TIMESTAMP, "type": ["integer", "null"]},
+            "last_run_time": {**TIMESTAMP, "type": ["integer", "null"]},
+            "last_job": {"anyOf": [ref("JobKey"), {"type": "null"}]},
+        },
+        "additionalProperties": True,
+    },
+    "ScheduleFields": {
+        "description": "what a schedule pushes and when: `cron` (with `tz`) or `every`, not"
+                       " both; a new schedule needs `spider` and one of them",
+        "type": "object",
+        "properties": {
+            "spider": NAME,
+            "cron": {"type": ["string", "null"], "examples": ["0 3 * * *"]},
+            "tz": {"type": "string", "examples": ["UTC", "Europe/Madrid"]},
+            "every": {"type": ["string", "null"], "examples": ["30s", "6h", "1h30m"]},
+            "args": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+            "job_settings": {"type": ["object", "null"]},
+            "tags": ref("Tags"),
+            "priority": {"type": "integer", "minimum": jobs.PRIORITY_MIN,
+                         "maximum": jobs.PRIORITY_MAX},
+            "units": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "job_cmd": {"anyOf": [array({"type": "string"}, minItems=1), {"type": "null"}]},
+            "overlap": {"enum": list(schedules.OVERLAP)},
+            "catch_up": {"enum": list(schedules.CATCH_UP)},
+            "catch_up_max": {"type": "integer", "minimum": 1,
+                             "maximum": schedules.CATCH_UP_MAX_LIMIT},
+            "paused": {"type": "boolean"},
+            "description": {"type": "string", "maxLength": 1000},
+        },
+        "additionalProperties": False,
     },
     "CancelItem": {
         "type": "object",
@@ -312,10 +354,11 @@ def value_body(schema: Schema, description: str, required: bool = True) -> Schem
             "content": {JSON: {"schema": schema}}}
 
 
-def form_body(description: str, required: Sequence[str]) -> Schema:
-    """A urlencoded form: text fields, lists as repeated names."""
+def form_body(description: str, required: Sequence[str],
+              fields: dict[str, Schema] | None = None) -> Schema:
+    """A urlencoded form: text fields (`fields` describes some), lists as repeated names."""
     return {"description": description, "required": True, "content": {FORM: {"schema": {
-        "type": "object", "required": list(required),
+        "type": "object", "required": list(required), "properties": fields or {},
         "additionalProperties": {"type": "string"}}}}}
 
 

@@ -160,10 +160,18 @@ CANCEL_BODY = Body(BodyKind.RAW, {
 
 
 
+#: the app API's form fields that are ids and keys (all are text in a form)
+APP_FIELDS: dict[str, openapi.Schema] = {
+    "project": {"type": "string", "pattern": r"^[1-9][0-9]{0,17}$"},
+    "spider": NAME,
+    "job": ref("JobKey"),
+}
+
+
 def _form(*required: str) -> Body:
     return Body(BodyKind.FORM, form_body(
         "form fields (also taken from the query); lists repeat their name, objects are"
-        " JSON text", required))
+        " JSON text", required, {name: APP_FIELDS[name] for name in required}))
 
 
 SPIDER_TAGS_BODY = Body(BodyKind.VALUE, value_body(
