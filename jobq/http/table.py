@@ -40,6 +40,10 @@ Adding a route is one declaration here plus a handler:
   `jobq.http.errors`, and the OpenAPI document describes the errors with its schema.
 - Routes are tried in the order of this list within a first path segment: put busy routes
   first, and literal segments before parameters where both could match.
+- What handlers share (a service over the storage) is a field of `jobq.http.call.Services`,
+  made in `jobq.http.app.JobqApp._start`; a background task (the scheduler of periodic
+  jobs) goes into `JobqApp.tasks` there, and is cancelled at shutdown before the storage
+  closes.
 """
 
 from __future__ import annotations
