@@ -342,10 +342,17 @@ def _project_of(key: str) -> int:
 @click.option("--priority", type=click.IntRange(0, 4), default=None)
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--meta", "meta", multiple=True, help="A NAME=VALUE metadata field (repeatable).")
+@click.option("-a", "--arg", "args", multiple=True,
+              help="A NAME=VALUE spider argument (repeatable; stored as spider_args).")
 def push(url: str, apikey: str, as_json: bool, project: int, spider: str, priority: int | None,
-         tags: tuple[str, ...], meta: tuple[str, ...]) -> None:
+         tags: tuple[str, ...], meta: tuple[str, ...], args: tuple[str, ...]) -> None:
     """Push one job of SPIDER into PROJECT's pending queue."""
     job: dict[str, Any] = {"spider": spider}
+    for item in args:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--arg")
+        job.setdefault("spider_args", {})[name] = value
     if priority is not None:
         job["priority"] = priority
     if tags:
@@ -456,3 +463,7 @@ def cancel(url: str, apikey: str, as_json: bool, keys: tuple[str, ...]) -> None:
 
 # what a job produced: `jobq items`, `jobq logs`, `jobq requests` (jobq/cli_data.py)
 cli_data.register(main)
+# periodic jobs (issue 13): `jobq schedule ...`
+from jobq.cli_schedule import schedule as _schedule  # noqa: E402
+
+main.add_command(_schedule)

@@ -72,3 +72,24 @@ class Client:
         body = orjson.dumps([{"key": k} for k in keys])
         count: int = self._request("POST", f"jobq/{project}/cancel", content=body).json()["count"]
         return count
+
+    # -- periodic jobs (issue 13) ----------------------------------------------------------
+
+    def schedules(self, project: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._request("GET", f"schedules/{project}").json()[
+            "schedules"]
+        return found
+
+    def add_schedule(self, project: int, fields: dict[str, Any]) -> dict[str, Any]:
+        made: dict[str, Any] = self._request(
+            "POST", f"schedules/{project}", content=orjson.dumps(fields)).json()["schedule"]
+        return made
+
+    def schedule_action(self, project: int, schedule_id: int, action: str) -> dict[str, Any]:
+        """`pause`, `resume` or `run` (run now: the answer has `jobid`)."""
+        answer: dict[str, Any] = self._request(
+            "POST", f"schedules/{project}/{schedule_id}/{action}").json()
+        return answer
+
+    def delete_schedule(self, project: int, schedule_id: int) -> None:
+        self._request("DELETE", f"schedules/{project}/{schedule_id}")

@@ -11,8 +11,10 @@ import orjson
 
 from jobq.config import Settings
 from jobq.core import credentials
+from jobq.core.app_api import AppApi
 from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
+from jobq.core.schedules import Scheduler, Schedules
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.http import openapi
 from jobq.http.auth import Principals
@@ -40,8 +42,9 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
 
 
 class JobqApp:
-    """The ASGI app: the lifespan opens the storage and starts the background tasks, and
-    stops them and closes the storage; requests go to the `RequestHandler` built at
+    """The ASGI app: the lifespan opens the storage and starts the background tasks (the
+    job-data janitor, the scheduler of periodic jobs), and stops them and closes the storage;
+    requests go to the `RequestHandler` built at
     start-up."""
 
     def __init__(self, settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> None:
@@ -52,7 +55,8 @@ class JobqApp:
         self.router = Router(ROUTES)
         self.openapi = orjson.dumps(openapi.document(ROUTES))
         self.handler: RequestHandler | None = None
-        #: running while the server serves: the job-data janitor
+        #: background tasks (job-data janitor, scheduler), cancelled at shutdown before the
+        #: storage closes
         self.tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -102,7 +106,8 @@ class JobqApp:
         # a batch may inflate (gzip) to 4 bodies' worth, no more
         jobdata = JobData(instrumented, storage.chunk_store(), 4 * settings.max_body,
                           self.clock)
-        services = Services(settings, queue, self.openapi, jobdata)
+        services = Services(settings, queue, self.openapi, jobdata, AppApi(queue),
+                            Schedules(instrumented, self.clock))
         buckets = None
         if settings.rate_limit:
             buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
@@ -110,6 +115,10 @@ class JobqApp:
                                       Principals(authenticator, self.clock), buckets)
         self.tasks.append(asyncio.create_task(
             jobdata.run_janitor(settings.data_janitor_seconds), name="jobdata-janitor"))
+        # one scheduler per server process: the storage lets one node fire each tick (the
+        # task's name is its own: psycopg's pool names a task "<pool>-scheduler")
+        self.tasks.append(asyncio.create_task(
+            Scheduler(instrumented, self.clock).run_forever(), name="jobq-periodic-jobs"))
 
     async def _stop(self) -> None:
         """Cancel the background tasks (each stops at its next await), then close."""

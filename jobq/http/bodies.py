@@ -4,6 +4,7 @@ write so that a rejected request changes nothing."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -59,3 +60,14 @@ def objects(body: bytes, max_line: int) -> list[Any]:
         value: list[Any] = _loads(body, "body")  # the body limit applies, not the line limit
         return value
     return json_lines(body, max_line)
+
+
+def form(body: bytes, content_type: str) -> list[tuple[str, str]]:
+    """The fields of a urlencoded form body, in order (names repeat for lists)."""
+    if content_type.lower().startswith("multipart/"):
+        raise errors.BadRequest("body: send the form as application/x-www-form-urlencoded")
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise errors.BadRequest("body: a urlencoded form must be UTF-8") from None
+    return parse_qsl(text, keep_blank_values=True)

@@ -9,9 +9,11 @@ from typing import Any, overload
 from urllib.parse import unquote_plus
 
 from jobq.config import Settings
+from jobq.core.app_api import AppApi
 from jobq.core.credentials import Principal
 from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
+from jobq.core.schedules import Schedules
 
 
 class Query:
@@ -49,6 +51,10 @@ class Query:
     def getlist(self, name: str) -> list[str]:
         return [value for key, value in self._pairs if key == name]
 
+    def items(self) -> list[tuple[str, str]]:
+        """Every (name, value), in order."""
+        return list(self._pairs)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._last)
 
@@ -69,6 +75,9 @@ class Services:
     openapi: bytes
     #: what jobs produce: items, logs, requests
     jobdata: JobData
+    #: the app API's job calls and the schedules of periodic jobs (issue 13)
+    app_api: AppApi
+    schedules: Schedules
 
 
 class Call:

@@ -12,7 +12,10 @@ from jobq import errors, metrics
 from jobq.domain.jobs import JobKey
 from jobq.http.call import Query
 from jobq.http.params import COMMON
-from jobq.http.spec import Access, Body, Handler, Route
+from jobq.http.spec import Access, Body, ErrorShape, Handler, Route
+
+#: the methods routes may have (HEAD: every GET route answers it too)
+METHODS = ("GET", "HEAD", "POST", "PATCH", "DELETE")
 
 #: the path parameters naming the job of an `Access.JOB` route, in order
 JOB_PARAMS = ["pid", "sid", "jobno"]
@@ -49,14 +52,20 @@ class RouteMetrics:
 class Compiled:
     """One route, ready to match and parse."""
 
-    __slots__ = ("access", "body", "handler", "known", "literals", "metrics", "path_params",
-                 "query_params", "route")
+    __slots__ = ("access", "body", "empty_value", "error_shape", "handler", "known", "literals",
+                 "metrics", "path_params", "query_params", "required", "route")
 
     def __init__(self, route: Route, method: str) -> None:
         self.route = route
         self.handler: Handler = route.handler
         self.access: Access = route.access
         self.body: Body = route.body
+        #: a VALUE body that is not required: an empty body is None
+        self.empty_value = not route.body.describe.get("required", True)
+        self.error_shape: ErrorShape | None = route.error_shape
+        if route.method not in METHODS or route.method == "HEAD":
+            raise ValueError(f"{route.path}: method {route.method!r} (one of {METHODS[2:]},"
+                             " or GET, which answers HEAD too)")
         segments = route.path[1:].split("/")
         literals = []
         by_name = {p.name: p for p in route.params if p.where == "path"}
@@ -80,8 +89,10 @@ class Compiled:
         query = [p for p in route.params if p.where == "query"]
         # public routes (health probes, the clock) take any parameters, as they always did:
         # a probe must not fail on a cache-busting parameter
-        self.known = None if route.access is Access.PUBLIC else COMMON | {p.name for p in query}
+        open_query = route.access is Access.PUBLIC or route.any_query
+        self.known = None if open_query else COMMON | {p.name for p in query}
         self.query_params = tuple((p.name, p.parse) for p in query if p.parse is not None)
+        self.required = tuple(p.name for p in query if p.required)
         self.metrics = RouteMetrics(route.path, method)
 
     def matches(self, segments: list[str]) -> bool:
@@ -109,6 +120,9 @@ class Compiled:
                 text = query.get(name)
                 if text is not None:
                     args[name] = parse(text)
+        for name in self.required:
+            if not query.get(name):
+                raise errors.BadRequest(f"{name}: this parameter is required")
 
 
 class Router:
@@ -131,7 +145,7 @@ class Router:
         for compiled in self._routes.get((method, segments[0], len(segments)), ()):
             if compiled.matches(segments):
                 return compiled, segments
-        allow = [m for m in ("GET", "HEAD", "POST", "DELETE") if m != method and any(
+        allow = [m for m in METHODS if m != method and any(
             c.matches(segments) for c in self._routes.get((m, segments[0], len(segments)), ())
         )]
         if allow:
@@ -141,7 +155,7 @@ class Router:
     def unmatched(self, method: str) -> RouteMetrics:
         """The metrics of requests no route matched (by method: a client picks the methods,
         so only the few the server knows get a child of their own)."""
-        if method not in ("GET", "HEAD", "POST", "DELETE"):
+        if method not in METHODS:
             method = "other"
         found = self._unmatched.get(method)
         if found is None:

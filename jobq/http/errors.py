@@ -1,7 +1,9 @@
 """Errors to HTTP answers, in one table. 401 and 403 answer JSON as the hosted service
-does; the other errors a plain-text reason. Server-side failures (5xx) answer a short
-message with the request id and never the database's own words (SQL, table or function
-names): those go to the log, under the same request id."""
+does; the other errors a plain-text reason. A route may render its errors in a JSON shape
+of its own (`jobq.http.spec.ErrorShape`), with the same status, message and headers.
+Server-side failures (5xx) answer a short message with the request id and never the
+database's own words (SQL, table or function names): those go to the log, under the same
+request id."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import orjson
 
 from jobq import errors
 from jobq.http.call import Reply
+from jobq.http.spec import ErrorShape
 
 STATUS = {
     errors.BadRequest: 400,
@@ -53,25 +56,42 @@ def unavailable_message(exc: errors.JobqError) -> str:
     return "database unavailable, retry later"
 
 
-def internal_error(request_id: str) -> Reply:
-    return Reply(f"internal server error (request {request_id})\n".encode(), 500, TEXT)
+def internal_error(request_id: str, shape: ErrorShape | None = None) -> Reply:
+    message = f"internal server error (request {request_id})"
+    if shape is not None:
+        return _shaped(shape, 500, message, None)
+    return Reply(f"{message}\n".encode(), 500, TEXT)
 
 
-def reply_for(exc: errors.JobqError, status: int, request_id: str) -> Reply:
-    """The answer to a request that failed with `exc` (of HTTP status `status`)."""
+def reply_for(exc: errors.JobqError, status: int, request_id: str,
+              shape: ErrorShape | None = None) -> Reply:
+    """The answer to a request that failed with `exc` (of HTTP status `status`), in the
+    route's error shape when it has one."""
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Basic realm="jobq"'}
+    elif status == 503:
+        headers = {"Retry-After": "1"}
+    elif isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if status == 503:
+        message = f"{unavailable_message(exc)} (request {request_id})"
+    elif isinstance(exc, errors.StorageFault):  # jobq's own words: what the operator must do
+        message = f"{exc.message} (request {request_id})"
+    elif status >= 500:
+        return internal_error(request_id, shape)
+    else:
+        message = exc.message
+    if shape is not None:
+        return _shaped(shape, status, message, headers)
     if status in (401, 403):
         title = "Unauthorized" if status == 401 else "Forbidden"
-        body = {"error": title, "message": exc.message}
-        headers = {"WWW-Authenticate": 'Basic realm="jobq"'} if status == 401 else None
+        body = {"error": title, "message": message}
         return Reply(orjson.dumps(body), status, "application/json", headers)
-    if status == 503:
-        return Reply(f"{unavailable_message(exc)} (request {request_id})\n".encode(), 503,
-                     TEXT, {"Retry-After": "1"})
-    if isinstance(exc, errors.StorageFault):  # jobq's own words: what the operator must do
-        return Reply(f"{exc.message} (request {request_id})\n".encode(), 500, TEXT)
-    if status >= 500:
-        return internal_error(request_id)
-    headers = None
-    if isinstance(exc, errors.RateLimited):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-    return Reply((exc.message + "\n").encode(), status, TEXT, headers)
+    return Reply((message + "\n").encode(), status, TEXT, headers)
+
+
+def _shaped(shape: ErrorShape, status: int, message: str,
+            headers: dict[str, str] | None) -> Reply:
+    return Reply(orjson.dumps(shape.render(status, message)), status, "application/json",
+                 headers)

@@ -11,7 +11,8 @@ Conventions the document encodes:
   lists all five media types; those answering one value answer `application/json` unless a
   `format` is given, when the value becomes the only row.
 - Errors: 401 and 403 answer the JSON `{"error": ..., "message": ...}`; every other error a
-  plain-text reason.
+  plain-text reason; routes with an error shape of their own (the app API) answer it for
+  every error.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from jobq.domain import jobs, schedules
 from jobq.http import responses
-from jobq.http.spec import Access, BodyKind, Param, Route
+from jobq.http.spec import Access, BodyKind, ErrorShape, Param, Route
 
 JSON = "application/json"
 JSONLINES = responses.JSONLINES
 TEXT = "text/plain"
+FORM = "application/x-www-form-urlencoded"
 
 Schema = dict[str, Any]
 
@@ -246,6 +249,54 @@ SCHEMAS: dict[str, Schema] = {
         },
         "additionalProperties": False,
     },
+    # -- periodic jobs -------------------------------------------------------------------
+    "Schedule": {
+        "description": "a schedule (see README); one schedule alone also has its last `ticks`",
+        "type": "object",
+        "required": ["id", "project", "spider", "when", "paused", "next_run_time"],
+        "properties": {
+            "id": ID, "project": ID, "spider": {"type": "string"},
+            "cron": {"type": ["string", "null"]}, "tz": {"type": "string"},
+            "every": {"type": ["string", "null"]}, "when": {"type": "string"},
+            "args": {"type": "object", "additionalProperties": {"type": "string"}},
+            "job_settings": {"type": "object"}, "tags": array({"type": "string"}),
+            "priority": {"type": "integer"}, "units": {"type": "integer"},
+            "job_cmd": {"anyOf": [array({"type": "string"}), {"type": "null"}]},
+            "overlap": {"enum": list(schedules.OVERLAP)},
+            "catch_up": {"enum": list(schedules.CATCH_UP)},
+            "catch_up_max": {"type": "integer"}, "description": {"type": "string"},
+            "paused": {"type": "boolean"},
+            "next_run_time": {**TIMESTAMP, "type": ["integer", "null"]},
+            "last_run_time": {**TIMESTAMP, "type": ["integer", "null"]},
+            "last_job": {"anyOf": [ref("JobKey"), {"type": "null"}]},
+        },
+        "additionalProperties": True,
+    },
+    "ScheduleFields": {
+        "description": "what a schedule pushes and when: `cron` (with `tz`) or `every`, not"
+                       " both; a new schedule needs `spider` and one of them",
+        "type": "object",
+        "properties": {
+            "spider": NAME,
+            "cron": {"type": ["string", "null"], "examples": ["0 3 * * *"]},
+            "tz": {"type": "string", "examples": ["UTC", "Europe/Madrid"]},
+            "every": {"type": ["string", "null"], "examples": ["30s", "6h", "1h30m"]},
+            "args": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+            "job_settings": {"type": ["object", "null"]},
+            "tags": ref("Tags"),
+            "priority": {"type": "integer", "minimum": jobs.PRIORITY_MIN,
+                         "maximum": jobs.PRIORITY_MAX},
+            "units": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "job_cmd": {"anyOf": [array({"type": "string"}, minItems=1), {"type": "null"}]},
+            "overlap": {"enum": list(schedules.OVERLAP)},
+            "catch_up": {"enum": list(schedules.CATCH_UP)},
+            "catch_up_max": {"type": "integer", "minimum": 1,
+                             "maximum": schedules.CATCH_UP_MAX_LIMIT},
+            "paused": {"type": "boolean"},
+            "description": {"type": "string", "maxLength": 1000},
+        },
+        "additionalProperties": False,
+    },
     "CancelItem": {
         "type": "object",
         "required": ["key"],
@@ -318,7 +369,10 @@ READ_ERRORS = ("400", "401", "403", "404", "429", "503")
 WRITE_ERRORS = (*READ_ERRORS, "408", "409", "413")
 
 
-def errors_of(codes: Sequence[str]) -> dict[str, Schema]:
+def errors_of(codes: Sequence[str], shape: ErrorShape | None = None) -> dict[str, Schema]:
+    if shape is not None:  # the descriptions of the error table, the body of the shape
+        return {code: ok(ERRORS[code]["description"], {JSON: {"schema": ref(shape.name)}})
+                for code in codes}
     return {code: {"$ref": f"#/components/responses/{code}"} for code in codes}
 
 
@@ -336,8 +390,17 @@ def lines_body(item: Schema, description: str, required: bool = True) -> Schema:
 ANY_VALUE: Schema = {"description": "any JSON value"}
 
 
-def value_body(schema: Schema, description: str) -> Schema:
-    return {"description": description, "required": True, "content": {JSON: {"schema": schema}}}
+def value_body(schema: Schema, description: str, required: bool = True) -> Schema:
+    return {"description": description, "required": required,
+            "content": {JSON: {"schema": schema}}}
+
+
+def form_body(description: str, required: Sequence[str],
+              fields: dict[str, Schema] | None = None) -> Schema:
+    """A urlencoded form: text fields (`fields` describes some), lists as repeated names."""
+    return {"description": description, "required": True, "content": {FORM: {"schema": {
+        "type": "object", "required": list(required), "properties": fields or {},
+        "additionalProperties": {"type": "string"}}}}}
 
 
 DESCRIPTION = """\
@@ -355,6 +418,8 @@ The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
 - What jobs produce (`items`, `logs`, `requests`) is read as JSON lines, JSON, msgpack
   (`application/x-msgpack`: one packed record after another) or CSV, streamed.
 - Errors: 401 and 403 answer `{"error": ..., "message": ...}`; the others a plain-text reason.
+  The app API (`/api/...`) and schedules answer every error as
+  `{"status": "error", "message": ...}`.
 """
 
 
@@ -368,7 +433,7 @@ def _operation(route: Route) -> Schema:
     codes = route.errors
     if codes is None:
         codes = READ_ERRORS if route.method == "GET" else WRITE_ERRORS
-    op["responses"] = {**route.answers, **errors_of(codes)}
+    op["responses"] = {**route.answers, **errors_of(codes, route.error_shape)}
     if route.access is Access.PUBLIC:
         op["security"] = []
     return op
@@ -385,7 +450,7 @@ def _parameters(routes: Sequence[Route]) -> dict[str, Schema]:
     described = {}
     for key, p in found.items():
         entry: Schema = {"name": p.name, "in": p.where}
-        if p.where == "path":
+        if p.where == "path" or p.required:
             entry["required"] = True
         entry["schema"] = p.schema
         if p.where == "query" and p.schema.get("type") == "array":
@@ -428,7 +493,8 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
                                          " key and its job token"},
                 "apikey": {"type": "apiKey", "in": "query", "name": "apikey"},
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **{r.error_shape.name: r.error_shape.schema
+                                      for r in routes if r.error_shape is not None}},
             "parameters": _parameters(routes),
             "responses": ERRORS,
         },

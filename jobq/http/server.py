@@ -22,7 +22,7 @@ from jobq.http.auth import Principals, credentials
 from jobq.http.call import EMPTY_QUERY, Call, Query, Reply, Services
 from jobq.http.dispatch import NotRouted, Router
 from jobq.http.ratelimit import TokenBuckets
-from jobq.http.spec import Access, BodyKind
+from jobq.http.spec import Access, BodyKind, ErrorShape
 from jobq.metrics import RATE_LIMITED
 
 log = logging.getLogger("jobq.access")
@@ -72,11 +72,13 @@ class RequestHandler:
         start = time.perf_counter()
         method: str = scope["method"]
         route_metrics = None
+        shape = None
         status = 500
         try:
             try:
                 compiled, segments = self.router.match(method, scope["path"])
                 route_metrics = compiled.metrics
+                shape = compiled.error_shape
                 raw_query = scope["query_string"]
                 query = Query.parse(raw_query) if raw_query else EMPTY_QUERY
                 who = None
@@ -96,8 +98,13 @@ class RequestHandler:
                     if body.kind is BodyKind.LINES:
                         call.body = bodies.json_lines(raw, self.max_line)
                     elif body.kind is BodyKind.VALUE:
-                        name = args[body.name] if body.name_from_path else body.name
-                        call.body = bodies.json_value(raw, self.max_line, name)
+                        if compiled.empty_value and not raw.strip():
+                            call.body = None
+                        else:
+                            name = args[body.name] if body.name_from_path else body.name
+                            call.body = bodies.json_value(raw, self.max_line, name)
+                    elif body.kind is BodyKind.FORM:
+                        call.body = bodies.form(raw, call.header(b"content-type"))
                 reply = await compiled.handler(call)
                 if reply.stream is not None and method != "HEAD":
                     # the first part before the status goes out: a failure there (the
@@ -110,11 +117,11 @@ class RequestHandler:
                 reply = Reply((exc.message + "\n").encode(), exc.status, http_errors.TEXT,
                               {"Allow": ", ".join(exc.allow)} if exc.allow else None)
             except errors.JobqError as exc:
-                reply = self._failed(exc, scope, rid)
+                reply = self._failed(exc, scope, rid, shape)
             except Exception:
                 error_log.exception("%s %s failed", method, scope["path"],
                                     extra={"action": "internal_error"})
-                reply = http_errors.internal_error(rid)
+                reply = http_errors.internal_error(rid, shape)
             status = reply.status
             try:
                 await _send(send, reply, rid, method == "HEAD")
@@ -205,14 +212,15 @@ class RequestHandler:
             ) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _failed(self, exc: errors.JobqError, scope: Message, rid: str) -> Reply:
+    def _failed(self, exc: errors.JobqError, scope: Message, rid: str,
+                shape: ErrorShape | None) -> Reply:
         status = http_errors.status_of(exc)
         if status >= 500:
             # the database's own words go to the log only, under the request id
             error_log.error("%s %s: %s", scope["method"], scope["path"], exc.message,
                             extra={"action": "storage_error"},
                             exc_info=status == 500)
-        return http_errors.reply_for(exc, status, rid)
+        return http_errors.reply_for(exc, status, rid, shape)
 
 
 async def _send(send: Send, reply: Reply, rid: str, head: bool) -> None:

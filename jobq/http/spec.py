@@ -35,6 +35,8 @@ class Param:
     parse: Callable[[str], Any] | None = None
     #: the name of its entry in the OpenAPI components (two parameters may share a name)
     key: str = ""
+    #: a query parameter the request must give (400 naming it when absent)
+    required: bool = False
 
     @property
     def ref(self) -> str:
@@ -66,11 +68,11 @@ def integer(name: str, description: str, minimum: int = 0, maximum: int = MAX_IN
 
 
 def text(name: str, description: str, schema: Schema | None = None, many: bool = False,
-         key: str = "") -> Param:
+         key: str = "", required: bool = False) -> Param:
     """A text query parameter (`many`: may be repeated), read by the handler."""
     item = schema or {"type": "string"}
     return Param(name, {"type": "array", "items": item} if many else item, description,
-                 key=key)
+                 key=key, required=required)
 
 
 class BodyKind(enum.Enum):
@@ -82,12 +84,15 @@ class BodyKind(enum.Enum):
     VALUE = "value"
     #: the raw bytes, parsed by the handler (`call.raw`)
     RAW = "raw"
+    #: a urlencoded form: `call.body` is its list of (name, value) pairs, in order
+    FORM = "form"
 
 
 @dataclass(frozen=True, slots=True)
 class Body:
     kind: BodyKind
-    #: the OpenAPI requestBody
+    #: the OpenAPI requestBody; VALUE: when it says `"required": False`, an empty body is
+    #: the value None
     describe: Schema = field(default_factory=dict)
     #: VALUE: the name an error names, or the path parameter whose value is that name
     name: str = "body"
@@ -111,6 +116,19 @@ class Access(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorShape:
+    """The errors of a family of routes in a JSON body of their own, instead of the plain
+    text (and `{"error", "message"}` for 401 and 403) of the others. The status, the message
+    and the headers (Retry-After, WWW-Authenticate) stay those of the error table."""
+
+    #: the body's schema, under this name in the OpenAPI components
+    name: str
+    schema: Schema
+    #: (status, message) -> the JSON value of the body
+    render: Callable[[int, str], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One method on one path: everything the server knows of it."""
 
@@ -127,3 +145,8 @@ class Route:
     access: Access = Access.CALLER
     #: the error answers (codes of `jobq.http.openapi.ERRORS`); None: by method and access
     errors: Sequence[str] | None = None
+    #: errors rendered in this shape (None: the default one)
+    error_shape: ErrorShape | None = None
+    #: query parameters not declared are accepted (a form the handler reads from the
+    #: query too); otherwise they are a 400
+    any_query: bool = False

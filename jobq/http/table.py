@@ -23,9 +23,13 @@ Adding a route is one declaration here plus a handler:
   that is not declared (nor one of the common ones: `apikey`, `format`, ...) is a 400.
 - `spec.integer` parameters arrive parsed in `call.args`; text ones are read from
   `call.query` by the handler (`get`, `getlist`).
-- `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value),
-  `RAW` (`call.raw`, the handler parses); sizes, timeouts and JSON errors are handled
-  before the handler runs.
+- `spec.text(..., required=True)`: a query parameter the request must give (400 naming it
+  otherwise; documented as required). `any_query=True`: query parameters not declared are
+  accepted, for routes reading a form from the query (`call.query.items()`).
+- `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value; with a
+  requestBody saying `"required": False`, an empty body is None), `FORM` (urlencoded:
+  `call.body` is the list of (name, value) pairs; multipart is a 400), `RAW` (`call.raw`,
+  the handler parses); sizes, timeouts and JSON errors are handled before the handler runs.
 - `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
   queue service checks what it reaches), `JOB` (the caller must reach the job the path
   names with `pid`, `sid`, `jobno`, its first parameters: checked before the query and
@@ -36,8 +40,18 @@ Adding a route is one declaration here plus a handler:
   later cuts the connection (the client sees an unfinished body). HEAD sends no part.
 - One handler may serve several routes: bind what tells them apart with
   `functools.partial` (the job-data routes bind their kind: `partial(jobdata.read, kind)`).
+- Methods: GET (which answers HEAD too), POST, PATCH, DELETE; the same path may have
+  several, each its own `Route`.
+- `error_shape=`: a `spec.ErrorShape` renders every error of the route (a bad parameter,
+  401, 429, 503, a 500 too) as a JSON body of its own, e.g. the app API's
+  `{"status": "error", "message": ...}`; status, message and headers stay those of
+  `jobq.http.errors`, and the OpenAPI document describes the errors with its schema.
 - Routes are tried in the order of this list within a first path segment: put busy routes
   first, and literal segments before parameters where both could match.
+- What handlers share (a service over the storage) is a field of `jobq.http.call.Services`,
+  made in `jobq.http.app.JobqApp._start`; a background task (the scheduler of periodic
+  jobs) goes into `JobqApp.tasks` there, and is cancelled at shutdown before the storage
+  closes.
 """
 
 from __future__ import annotations
@@ -48,13 +62,15 @@ from functools import partial
 from jobq.domain.jobs import State, parse_id
 from jobq.domain.records_data import Kind, parse_index
 from jobq.http import openapi, spec
-from jobq.http.endpoints import jobdata, jobq, jobs, misc, ops
+from jobq.http.endpoints import app_api, jobdata, jobq, jobs, misc, ops, schedules
 from jobq.http.openapi import (
     ANY_VALUE,
     ID,
+    JSONLINES,
     LISTABLE,
     NAME,
     array,
+    form_body,
     json_ok,
     lines_body,
     ok,
@@ -139,6 +155,9 @@ CANCEL_COUNT = spec.integer("count", "admin: cancel up to this many pending jobs
                             minimum=1, key="cancel_count")
 CREATE = spec.text("create", "1/true/yes: give a new name the next id")
 STARTAFTER = spec.text("startafter", "accepted for compatibility, ignored")
+#: the app API names the project in its form: the query of a GET
+APP_PROJECT = spec.text("project", "project id", ID, required=True)
+SCHEDULE = [PID, spec.path("id", ID, "schedule id", _id("schedule id"), key="schedule_id")]
 
 # job data: the keys tell them from the parameters of the same name of the queue's routes
 INDEX = spec.path("index", {"type": "integer", "minimum": 0}, "the record's index",
@@ -193,6 +212,28 @@ RECORDS_BODY = Body(BodyKind.RAW, lines_body(
     {"type": "object"}, "the records, one JSON object a line (gzip: with Content-Encoding:"
                         " gzip)"))
 
+
+#: the app API's form fields that are ids and keys (all are text in a form)
+APP_FIELDS: dict[str, openapi.Schema] = {
+    "project": {"type": "string", "pattern": r"^[1-9][0-9]{0,17}$"},
+    "spider": NAME,
+    "job": ref("JobKey"),
+}
+
+
+def _form(*required: str) -> Body:
+    return Body(BodyKind.FORM, form_body(
+        "form fields (also taken from the query); lists repeat their name, objects are"
+        " JSON text", required, {name: APP_FIELDS[name] for name in required}))
+
+
+SPIDER_TAGS_BODY = Body(BodyKind.VALUE, value_body(
+    {"type": "object", "properties": {"add": array(NAME), "remove": array(NAME)}},
+    "tags to add and remove"))
+SCHEDULE_BODY = Body(BodyKind.VALUE, value_body(ref("ScheduleFields"), "the schedule"))
+SCHEDULE_CHANGE = Body(BodyKind.VALUE, value_body(
+    ref("ScheduleFields"), "the fields to change (none: nothing changes)", required=False))
+
 # -- answers ------------------------------------------------------------------------------
 
 SUMMARY_OK = {"200": ok("one line per queue", rows_content(ref("SummaryQueue")))}
@@ -205,6 +246,20 @@ COUNT_OF = {"type": "object", "required": ["count"],
 ONE_OR_NONE = {**COUNT_OF, "properties": {"count": {"type": "integer", "minimum": 0,
                                                     "maximum": 1}}}
 DONE = {"200": json_ok("done", {"type": "null"})}
+
+
+
+def _app_ok(description: str = "done", status: str = "200", **properties: openapi.Schema
+            ) -> dict[str, openapi.Schema]:
+    """The app API's answer: a JSON object with `status: ok` and these fields."""
+    return {status: json_ok(description, {
+        "type": "object", "required": ["status"],
+        "properties": {"status": {"const": "ok"}, **properties}})}
+
+
+JOBID_OK = _app_ok(jobid=ref("JobKey"))
+COUNTED_OK = _app_ok(count={"type": "integer"})
+SCHEDULE_OK = _app_ok(schedule=ref("Schedule"))
 
 SUMMARY = [COUNT, START, JOBMETA, *OUTPUT]
 LAST = [COUNT, START, STARTAFTER, *OUTPUT]
@@ -343,6 +398,79 @@ ROUTES: list[Route] = [
     Route("DELETE", "/botgroups/{name}", misc.delete_botgroup, "delete_botgroup",
           "Forget a botgroup's cap (admin)", "botgroups", DONE, [BOTGROUP],
           access=Access.ADMIN),
+    # the app API (Scrapy Cloud's dash endpoints), in its own error shape; it takes any
+    # query parameter, as the hosted one does (a form may come in the query as well as in
+    # the body)
+    Route("POST", "/api/run.json", app_api.run, "app_run", "Schedule a job (app API)", "app",
+          JOBID_OK, body=_form("project", "spider"), error_shape=app_api.ERRORS,
+          any_query=True),
+    Route("POST", "/api/schedule.json", app_api.run, "app_schedule",
+          "Schedule a job (legacy name of run)", "app", JOBID_OK,
+          body=_form("project", "spider"), error_shape=app_api.ERRORS, any_query=True),
+    Route("POST", "/api/jobs/update.json", app_api.jobs_update, "app_jobs_update",
+          "Add or remove tags of jobs", "app", COUNTED_OK, body=_form("project"),
+          error_shape=app_api.ERRORS, any_query=True),
+    Route("POST", "/api/jobs/stop.json", app_api.jobs_stop, "app_jobs_stop", "Cancel jobs",
+          "app", _app_ok(), body=_form("project", "job"), error_shape=app_api.ERRORS,
+          any_query=True),
+    Route("POST", "/api/jobs/delete.json", app_api.jobs_delete, "app_jobs_delete",
+          "Delete jobs", "app", COUNTED_OK, body=_form("project", "job"),
+          error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/jobs/list.json", app_api.jobs_list, "app_jobs_list", "List jobs",
+          "app", _app_ok(count={"type": "integer"}, total={"type": "integer"},
+                         jobs=array({"type": "object"})),
+          [APP_PROJECT], error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/jobs/list.jl", app_api.jobs_list_jl, "app_jobs_list_jl",
+          "List jobs (the legacy client's JSON lines)", "app",
+          {"200": ok("a status line, then one job a line",
+                     {JSONLINES: {"schema": array({"type": "object"})}})},
+          [APP_PROJECT], error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/jobs/count.json", app_api.jobs_count, "app_jobs_count", "Count jobs",
+          "app", _app_ok(total={"type": "integer"}), [APP_PROJECT],
+          error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/spiders/list.json", app_api.spiders_list, "app_spiders",
+          "Spiders of a project", "app", _app_ok(spiders=array({"type": "object"})),
+          [APP_PROJECT], error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/v2/projects/{pid}/spiders/{sid}", app_api.spider, "app_spider",
+          "One spider and its tags", "app", _app_ok(tags=array(NAME)), [PID, SID],
+          error_shape=app_api.ERRORS, any_query=True),
+    Route("PATCH", "/api/v2/projects/{pid}/spiders/{sid}/tags", app_api.spider_tags,
+          "app_spider_tags", "Add or remove tags of a spider", "app",
+          _app_ok(tags=array(NAME)), [PID, SID], SPIDER_TAGS_BODY,
+          error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/scrapyd/listprojects.json", app_api.listprojects, "app_listprojects",
+          "Projects this key can see", "app", _app_ok(projects=array(ID)),
+          error_shape=app_api.ERRORS, any_query=True),
+    Route("GET", "/api/v2/users/me", app_api.users_me, "app_users_me",
+          "Who this key is (shub login checks a key here)", "app",
+          _app_ok(username={"type": "string"}), error_shape=app_api.ERRORS, any_query=True),
+    # periodic jobs, in the app API's error shape
+    Route("GET", "/schedules/{pid}", schedules.list_schedules, "list_schedules",
+          "Schedules of a project", "schedules",
+          _app_ok(count={"type": "integer"}, schedules=array(ref("Schedule"))), [PID],
+          error_shape=app_api.ERRORS),
+    Route("POST", "/schedules/{pid}", schedules.create, "create_schedule",
+          "Create a schedule", "schedules", _app_ok("created", "201", schedule=ref("Schedule")),
+          [PID], SCHEDULE_BODY, error_shape=app_api.ERRORS),
+    Route("GET", "/schedules/{pid}/{id}", schedules.get, "get_schedule",
+          "One schedule and its last ticks", "schedules", SCHEDULE_OK, SCHEDULE,
+          error_shape=app_api.ERRORS),
+    Route("PATCH", "/schedules/{pid}/{id}", schedules.update, "update_schedule",
+          "Change a schedule", "schedules", SCHEDULE_OK, SCHEDULE, SCHEDULE_CHANGE,
+          error_shape=app_api.ERRORS),
+    Route("POST", "/schedules/{pid}/{id}", schedules.update, "update_schedule_post",
+          "Change a schedule (POST)", "schedules", SCHEDULE_OK, SCHEDULE, SCHEDULE_CHANGE,
+          error_shape=app_api.ERRORS),
+    Route("DELETE", "/schedules/{pid}/{id}", schedules.delete, "delete_schedule",
+          "Delete a schedule", "schedules", _app_ok(), SCHEDULE, error_shape=app_api.ERRORS),
+    Route("POST", "/schedules/{pid}/{id}/pause", schedules.pause, "pause_schedule",
+          "Pause a schedule", "schedules", SCHEDULE_OK, SCHEDULE, error_shape=app_api.ERRORS),
+    Route("POST", "/schedules/{pid}/{id}/resume", schedules.resume, "resume_schedule",
+          "Resume a schedule (the next tick counts from now)", "schedules", SCHEDULE_OK,
+          SCHEDULE, error_shape=app_api.ERRORS),
+    Route("POST", "/schedules/{pid}/{id}/run", schedules.run_now, "run_schedule",
+          "Push the schedule's job now", "schedules", JOBID_OK, SCHEDULE,
+          error_shape=app_api.ERRORS),
     # operations: no credentials
     Route("GET", "/system/ts", misc.system_ts, "system_ts",
           "The server time (ms since the epoch)", "server",

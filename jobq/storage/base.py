@@ -24,6 +24,7 @@ from jobq.domain.records import (
     StartRequest,
     Updated,
 )
+from jobq.domain.schedules import Schedule, ScheduleSpec
 from jobq.storage.chunks import ChunkStore
 
 
@@ -206,3 +207,80 @@ class Storage(abc.ABC):
     def chunk_store(self) -> ChunkStore:
         """The store of what jobs produce, in this database (see `jobq.storage.chunks`)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no job data")
+    # -- app API and periodic jobs (issue 13) ---------------------------------------------
+
+    @abc.abstractmethod
+    async def list_spiders(self, project: int) -> list[tuple[int, str, list[str]]]:
+        """Every spider of the project (id, name, spider tags), in id order."""
+
+    @abc.abstractmethod
+    async def spider_tags(self, project: int, spider: int) -> list[str]:
+        """The tags of one spider (not of its jobs)."""
+
+    @abc.abstractmethod
+    async def update_spider_tags(
+        self, project: int, spider: int, add: Sequence[str], remove: Sequence[str]
+    ) -> list[str]:
+        """Add and remove tags of one spider; returns its tags."""
+
+    @abc.abstractmethod
+    async def register_spiders(self, project: int, source: str, names: Sequence[str]) -> None:
+        """Record the spider names that `source` (a worker) can run in the project,
+        replacing what that source registered before."""
+
+    @abc.abstractmethod
+    async def registered_spiders(self, project: int) -> list[str]:
+        """Spider names registered by any source for the project (empty: none)."""
+
+    @abc.abstractmethod
+    async def create_schedule(
+        self, project: int, spec: ScheduleSpec, paused: bool, next_tick_ms: int | None
+    ) -> Schedule:
+        """Store a new schedule whose first tick is `next_tick_ms`."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, project: int, schedule_id: int) -> Schedule | None:
+        """One schedule of the project."""
+
+    @abc.abstractmethod
+    async def list_schedules(self, project: int) -> list[Schedule]:
+        """The project's schedules, in id order."""
+
+    @abc.abstractmethod
+    async def due_schedules(self, now_ms: int, limit: int) -> list[Schedule]:
+        """Schedules not paused whose next tick is at or before `now_ms`, most overdue
+        first, of every project."""
+
+    @abc.abstractmethod
+    async def next_due_ms(self) -> int | None:
+        """The earliest next tick of any schedule not paused."""
+
+    @abc.abstractmethod
+    async def update_schedule(
+        self, project: int, schedule_id: int, spec: ScheduleSpec | None = None,
+        paused: bool | None = None, next_tick_ms: int | None = None, set_next: bool = False,
+    ) -> Schedule | None:
+        """Change a schedule's spec and/or paused flag, and its next tick when `set_next`;
+        None when there is no such schedule."""
+
+    @abc.abstractmethod
+    async def delete_schedule(self, project: int, schedule_id: int) -> bool:
+        """Remove a schedule (its jobs stay). False when there was none."""
+
+    @abc.abstractmethod
+    async def fire_schedule(
+        self, project: int, schedule_id: int, expected_next: int | None,
+        new_next: int | None, firings: Sequence[tuple[int | None, NewJob]], missed: int,
+        actor: str,
+    ) -> list[Pushed] | None:
+        """In one transaction: move the schedule's next tick from `expected_next` to
+        `new_next` (compare-and-set; None and nothing done when it is no longer
+        `expected_next` or the schedule is paused or gone), record each tick of `firings`
+        (a tick already recorded is never pushed again: `Pushed(None)`), push its job, and
+        record the last outcome. `expected_next=None` (run now) skips the cursor check."""
+
+    @abc.abstractmethod
+    async def schedule_ticks(
+        self, schedule_id: int, limit: int
+    ) -> list[tuple[int, int, str | None, str]]:
+        """The newest recorded ticks of a schedule: (tick, fired at, job key, outcome)."""

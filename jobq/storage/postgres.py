@@ -114,7 +114,9 @@ from jobq.domain.records import (
     StartRequest,
     Updated,
 )
+from jobq.domain.schedules import Schedule, ScheduleSpec
 from jobq.storage import _pg_read as read
+from jobq.storage import _pg_schedules as sched
 from jobq.storage import _pg_schema
 from jobq.storage import _pg_tx as tx
 from jobq.storage._pg_batch import GroupCommit, Op
@@ -759,3 +761,77 @@ class PostgresStorage(Storage):
         from jobq.storage._pg_chunks import PostgresChunkStore
 
         return PostgresChunkStore(self._run)
+    # -- app API and periodic jobs (issue 13): statements in _pg_schedules -----------------
+
+    async def list_spiders(self, project: int) -> list[tuple[int, str, list[str]]]:
+        rows = await self._fetchall(sched.LIST_SPIDERS, {"project": project})
+        return [sched.spider_row(r) for r in rows]
+
+    async def spider_tags(self, project: int, spider: int) -> list[str]:
+        row = await self._fetchone(sched.SPIDER_TAGS, {"project": project, "spider": spider})
+        return list(orjson.loads(row[0])) if row else []
+
+    async def update_spider_tags(
+        self, project: int, spider: int, add: Sequence[str], remove: Sequence[str]
+    ) -> list[str]:
+        return await self._write(project, functools.partial(
+            sched.update_spider_tags, spider=spider, add=add, remove=remove))
+
+    async def register_spiders(self, project: int, source: str, names: Sequence[str]) -> None:
+        await self._write(project, functools.partial(
+            sched.register_spiders, source=source, names=names, now_ms=self._now_ms()))
+
+    async def registered_spiders(self, project: int) -> list[str]:
+        rows = await self._fetchall(sched.REGISTERED_SPIDERS, {"project": project})
+        return [str(r[0]) for r in rows]
+
+    async def create_schedule(
+        self, project: int, spec: ScheduleSpec, paused: bool, next_tick_ms: int | None
+    ) -> Schedule:
+        return await self._write(project, functools.partial(
+            sched.create_schedule, spec=spec, paused=paused, next_tick_ms=next_tick_ms,
+            now_ms=self._now_ms()))
+
+    async def get_schedule(self, project: int, schedule_id: int) -> Schedule | None:
+        row = await self._fetchone(sched.GET_SCHEDULE, {"project": project, "id": schedule_id})
+        return sched.schedule(row) if row else None
+
+    async def list_schedules(self, project: int) -> list[Schedule]:
+        return [sched.schedule(r) for r in
+                await self._fetchall(sched.LIST_SCHEDULES, {"project": project})]
+
+    async def due_schedules(self, now_ms: int, limit: int) -> list[Schedule]:
+        return [sched.schedule(r) for r in
+                await self._fetchall(sched.DUE_SCHEDULES, {"now": now_ms, "limit": limit})]
+
+    async def next_due_ms(self) -> int | None:
+        row = await self._fetchone(sched.NEXT_DUE)
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def update_schedule(
+        self, project: int, schedule_id: int, spec: ScheduleSpec | None = None,
+        paused: bool | None = None, next_tick_ms: int | None = None, set_next: bool = False,
+    ) -> Schedule | None:
+        return await self._write(project, functools.partial(
+            sched.update_schedule, schedule_id=schedule_id, spec=spec, paused=paused,
+            next_tick_ms=next_tick_ms, set_next=set_next, now_ms=self._now_ms()),
+            ensure_project=False)
+
+    async def delete_schedule(self, project: int, schedule_id: int) -> bool:
+        return await self._write(project, functools.partial(
+            sched.delete_schedule, schedule_id=schedule_id), ensure_project=False)
+
+    async def fire_schedule(
+        self, project: int, schedule_id: int, expected_next: int | None,
+        new_next: int | None, firings: Sequence[tuple[int | None, NewJob]], missed: int,
+        actor: str,
+    ) -> list[Pushed] | None:
+        return await self._write(project, functools.partial(
+            sched.fire, schedule_id=schedule_id, expected_next=expected_next,
+            new_next=new_next, firings=firings, missed=missed, actor=actor))
+
+    async def schedule_ticks(
+        self, schedule_id: int, limit: int
+    ) -> list[tuple[int, int, str | None, str]]:
+        rows = await self._fetchall(sched.TICKS, {"id": schedule_id, "limit": limit})
+        return [(int(a), int(b), c, str(d)) for a, b, c, d in rows]

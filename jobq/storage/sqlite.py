@@ -43,7 +43,9 @@ from jobq.domain.records import (
     StartRequest,
     Updated,
 )
+from jobq.domain.schedules import Schedule, ScheduleSpec
 from jobq.storage import _sqlite_read as read
+from jobq.storage import _sqlite_schedules as sched
 from jobq.storage import _sqlite_tx as tx
 from jobq.storage._sqlite_writer import GroupCommitWriter, translate
 from jobq.storage.base import Storage
@@ -449,6 +451,79 @@ class SqliteStorage(Storage):
         from jobq.storage._sqlite_chunks import SqliteChunkStore
 
         return SqliteChunkStore(self._write, self._read)
+
+
+    # -- app API and periodic jobs (issue 13): statements in _sqlite_schedules -------------
+
+    async def list_spiders(self, project: int) -> list[tuple[int, str, list[str]]]:
+        return await self._read(functools.partial(sched.list_spiders, project=project))
+
+    async def spider_tags(self, project: int, spider: int) -> list[str]:
+        return await self._read(
+            functools.partial(sched.spider_tags, project=project, spider=spider))
+
+    async def update_spider_tags(
+        self, project: int, spider: int, add: Sequence[str], remove: Sequence[str]
+    ) -> list[str]:
+        return await self._write(functools.partial(
+            sched.update_spider_tags, project=project, spider=spider, add=add, remove=remove))
+
+    async def register_spiders(self, project: int, source: str, names: Sequence[str]) -> None:
+        await self._write(functools.partial(
+            sched.register_spiders, project=project, source=source, names=names,
+            now_ms=self._now_ms()))
+
+    async def registered_spiders(self, project: int) -> list[str]:
+        return await self._read(functools.partial(sched.registered_spiders, project=project))
+
+    async def create_schedule(
+        self, project: int, spec: ScheduleSpec, paused: bool, next_tick_ms: int | None
+    ) -> Schedule:
+        return await self._write(functools.partial(
+            sched.create_schedule, project=project, spec=spec, paused=paused,
+            next_tick_ms=next_tick_ms, now_ms=self._now_ms()))
+
+    async def get_schedule(self, project: int, schedule_id: int) -> Schedule | None:
+        return await self._read(functools.partial(
+            sched.get_schedule, project=project, schedule_id=schedule_id))
+
+    async def list_schedules(self, project: int) -> list[Schedule]:
+        return await self._read(functools.partial(sched.list_schedules, project=project))
+
+    async def due_schedules(self, now_ms: int, limit: int) -> list[Schedule]:
+        return await self._read(functools.partial(sched.due_schedules, now_ms=now_ms,
+                                                  limit=limit))
+
+    async def next_due_ms(self) -> int | None:
+        return await self._read(sched.next_due_ms)
+
+    async def update_schedule(
+        self, project: int, schedule_id: int, spec: ScheduleSpec | None = None,
+        paused: bool | None = None, next_tick_ms: int | None = None, set_next: bool = False,
+    ) -> Schedule | None:
+        return await self._write(functools.partial(
+            sched.update_schedule, project=project, schedule_id=schedule_id, spec=spec,
+            paused=paused, next_tick_ms=next_tick_ms, set_next=set_next, now_ms=self._now_ms()))
+
+    async def delete_schedule(self, project: int, schedule_id: int) -> bool:
+        return await self._write(functools.partial(
+            sched.delete_schedule, project=project, schedule_id=schedule_id))
+
+    async def fire_schedule(
+        self, project: int, schedule_id: int, expected_next: int | None,
+        new_next: int | None, firings: Sequence[tuple[int | None, NewJob]], missed: int,
+        actor: str,
+    ) -> list[Pushed] | None:
+        return await self._write(functools.partial(
+            sched.fire, project=project, schedule_id=schedule_id, expected_next=expected_next,
+            new_next=new_next, firings=firings, missed=missed, actor=actor, now_ms=self._now_ms()))
+
+    async def schedule_ticks(
+        self, schedule_id: int, limit: int
+    ) -> list[tuple[int, int, str | None, str]]:
+        rows = await self._read(functools.partial(sched.ticks, schedule_id=schedule_id,
+                                                  limit=limit))
+        return [(int(a), int(b), c, str(d)) for a, b, c, d in rows]
 
 
 # -- start-up checks and file modes --------------------------------------------------------
