@@ -69,6 +69,12 @@ def main() -> None:
 @click.option("--body-timeout", envvar="JOBQ_BODY_TIMEOUT", show_envvar=True, default=30.0,
               show_default=True, type=click.FloatRange(0.1),
               help="Seconds to wait for each part of a request body (408 past it).")
+@click.option("--worker-timeout", envvar="JOBQ_WORKER_TIMEOUT", show_envvar=True, default=60.0,
+              show_default=True, type=click.FloatRange(0.5),
+              help="Seconds without a heartbeat before a worker's jobs are lost.")
+@click.option("--cancel-timeout", envvar="JOBQ_CANCEL_TIMEOUT", show_envvar=True, default=300.0,
+              show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a cancelled job of a worker may run on before cancel_timeout.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -77,7 +83,8 @@ def main() -> None:
               help="json: one JSON object a line, with the request id.")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
-          body_timeout: float, log_level: str, log_format: str) -> None:
+          body_timeout: float, worker_timeout: float, cancel_timeout: float, log_level: str,
+          log_format: str) -> None:
     """Run the server in the foreground."""
     import uvicorn
 
@@ -87,7 +94,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         db=db, host=host, port=port, admin_keys=(admin_key,) if admin_key else (),
         sqlite_synchronous=sqlite_synchronous.upper(), pool_size=pool_size,
         max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
-        body_timeout=body_timeout,
+        body_timeout=body_timeout, worker_timeout=worker_timeout, cancel_timeout=cancel_timeout,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)

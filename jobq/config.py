@@ -29,6 +29,10 @@ class Settings:
     rate_burst: int = 100
     #: seconds to wait for each part of a request body before answering 408
     body_timeout: float = 30.0
+    #: seconds without a heartbeat before a worker's jobs are lost (issue 10)
+    worker_timeout: float = 60.0
+    #: seconds a cancelled leased job may keep running before `cancel_timeout`
+    cancel_timeout: float = 300.0
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -13,6 +14,9 @@ from starlette.middleware import Middleware
 from jobq.config import Settings
 from jobq.core import credentials
 from jobq.core.queue import JobQueue
+from jobq.core.workers import NotifyingStorage, Reaper, Wakeups, Workers
+from jobq.domain.clock import SYSTEM
+from jobq.domain.leases import Timeouts
 from jobq.http import errors as http_errors
 from jobq.http.middleware import RequestContext
 from jobq.http.routes import ROUTES
@@ -52,8 +56,22 @@ def create_app(settings: Settings, storage: Storage) -> Starlette:
                 storage, tokens, settings.admin_keys
             )
             instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
-            app.state.queue = JobQueue(instrumented, tokens, settings.max_count)
-            yield
+            wakeups = Wakeups()
+            waking: Storage = NotifyingStorage(instrumented, wakeups)  # type: ignore[assignment]
+            app.state.queue = JobQueue(waking, tokens, settings.max_count)
+            timeouts = Timeouts.of_seconds(settings.worker_timeout, settings.cancel_timeout)
+            app.state.workers = Workers(instrumented, app.state.queue, SYSTEM, timeouts, wakeups)
+            # the reaper and the other nodes' notifications run as long as the server
+            background = [
+                asyncio.create_task(Reaper(instrumented, SYSTEM, timeouts, wakeups).run()),
+                asyncio.create_task(storage.watch_pending(wakeups.notify)),
+            ]
+            try:
+                yield
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
         finally:
             await storage.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from jobq.http import openapi
-from jobq.http.endpoints import jobq, jobs, misc, ops
+from jobq.http.endpoints import jobq, jobs, misc, ops, workers
 
 GET, POST, DELETE = ["GET"], ["POST"], ["DELETE"]
 JOB = "/jobs/{pid}/{sid}/{jobno}"
@@ -13,7 +13,7 @@ JOB = "/jobs/{pid}/{sid}/{jobno}"
 ROUTES = [
     # the queues; the busiest routes first (the router tries them in order)
     Route("/jobq/{pid}/push", jobq.push, methods=POST),
-    Route("/jobq/{pid}/startjob", jobq.startjob, methods=POST),
+    Route("/jobq/{pid}/startjob", workers.startjob, methods=POST),  # leases, wait (issue 10)
     Route("/jobq/{pid}/update", jobq.update, methods=POST),
     Route("/jobq/{pid}/list", jobq.list_jobs, methods=GET),
     Route("/jobq/{pid}/count", jobq.count, methods=GET),
@@ -44,6 +44,11 @@ ROUTES = [
     Route("/spiders/{pid}/{sid}/lastjobsummary", misc.lastjobsummary, methods=GET),
     Route("/botgroups/{name}/max_running", misc.set_max_running, methods=POST),
     Route("/botgroups/{name}", misc.delete_botgroup, methods=DELETE),
+    # workers and leases (issue 10)
+    Route("/workers", workers.register, methods=POST),
+    Route("/workers", workers.list_workers, methods=GET),
+    Route("/workers/{worker_id}/heartbeat", workers.heartbeat, methods=POST),
+    Route("/workers/{worker_id}", workers.unregister, methods=DELETE),
     # operations
     Route("/system/ts", misc.system_ts, methods=GET),
     Route("/healthz", misc.healthz, methods=GET),
