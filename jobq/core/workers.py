@@ -89,14 +89,17 @@ class Workers:
     # -- workers -------------------------------------------------------------------------
 
     async def register(self, who: Principal, body: Any) -> dict[str, Any]:
+        # who may, before what: a refused caller learns nothing of the body's faults
         if who.job is not None:
             raise errors.Forbidden("a job token cannot register a worker")
-        info = worker_info(body)
-        if not who.is_admin and (who.project is None or info.projects != (who.project,)):
+        if not who.is_admin and (
+            not isinstance(body, dict) or body.get("projects") != [who.project]
+        ):
             raise errors.Forbidden(
                 f"projects: a project key may register a worker for its project only"
                 f" ([{who.project}])"
             )
+        info = worker_info(body)
         now = self.clock.now_ms()
         worker = Worker(secrets.token_hex(8), info, who.name, now, now,
                         leases.worker_expiry(now, self.timeouts), None)
@@ -129,8 +132,8 @@ class Workers:
         return [render_worker(w, now) for w in await self.storage.list_workers()]
 
     async def heartbeat(self, who: Principal, worker_id: str, body: Any) -> dict[str, Any]:
-        keys = heartbeat_keys(body)
         await self._owned(who, worker_id)
+        keys = heartbeat_keys(body)
         answers = await self.storage.heartbeat(
             worker_id, keys, self.clock.now_ms(), self.timeouts)
         if answers is None:

@@ -217,7 +217,8 @@ SCHEMAS: dict[str, Schema] = {
     "StartParams": {
         "description": "start parameters, stored into the claimed job's metadata",
         "type": "object",
-        "properties": {"botgroup": NAME},
+        "properties": {"botgroup": NAME, "worker_id": {
+            "type": "string", "description": "a registered worker's id: the job gets a lease"}},
         "additionalProperties": True,
     },
     "CancelItem": {
@@ -299,6 +300,10 @@ PARAMETERS: dict[str, Schema] = {
                            "admin: cancel up to this many pending jobs (no body then)"),
     "create": _query("create", {"type": "string"}, "1/true/yes: give a new name the next id"),
     "startafter": _query("startafter", {"type": "string"}, "accepted for compatibility, ignored"),
+    "wait": _query("wait", {"type": "integer", "minimum": 0, "maximum": 60},
+                   "seconds to wait for a pending job before answering 204"),
+    "worker_id": _path("worker_id", {"type": "string", "minLength": 1, "maxLength": 64},
+                       "a worker id (from POST workers)"),
 }
 
 OUTPUT = ["format", "saveas", "fields", "include_headers", "sep", "quote", "escape", "lineend",
@@ -489,7 +494,7 @@ def _build_paths() -> dict[str, Schema]:
             "startjob", "Claim the next pending job", "jobq",
             {"200": json_ok("the claimed job, now running", ref("StartedJob")),
              "204": ok("no pending job")},
-            [], lines_body(ref("StartParams"), "at most one object of start parameters",
+            ["wait"], lines_body(ref("StartParams"), "at most one object of start parameters",
                            required=False), WRITE_ERRORS,
         )),
         "/jobq/{pid}/update": path_item(["pid"], post=operation(
@@ -608,6 +613,78 @@ The JobQ protocol of Scrapy Cloud's storage service, self-hosted.
 """
 
 
+# -- workers and leases (issue 10) ------------------------------------------------------------
+
+WORKER_INFO: Schema = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {
+        "name": NAME, "host": {"type": "string", "maxLength": 255},
+        "slots": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "botgroups": array(NAME), "projects": array(ID),
+        "version": {"type": "string", "maxLength": 255},
+    },
+}
+INTERVALS: Schema = {
+    "heartbeat_interval": {"type": "number"}, "worker_timeout": {"type": "number"},
+    "cancel_timeout": {"type": "number"},
+}
+WORKER_ROW: Schema = {
+    "type": "object",
+    "required": ["id", "name", "state", "last_heartbeat", "jobs"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "host": {"type": "string"},
+        "slots": {"type": "integer"}, "botgroups": array({"type": "string"}),
+        "projects": array({"type": "integer"}), "version": {"type": "string"},
+        "registered_time": TIMESTAMP, "last_heartbeat": TIMESTAMP,
+        "state": {"type": "string", "enum": ["active", "lost"]},
+        "lost_time": {"anyOf": [TIMESTAMP, {"type": "null"}]}, "jobs": array(ref("JobKey")),
+    },
+}
+JOB_ANSWER: Schema = {
+    "type": "object", "required": ["key", "action"],
+    "properties": {
+        "key": ref("JobKey"), "action": {"type": "string", "enum": ["continue", "stop"]},
+        "finish": {"type": "boolean", "description": "report the outcome (false: the job is"
+                                                     " not leased to this worker)"},
+        "reason": {"type": "string", "description": "the close_reason to finish with"},
+        "message": {"type": "string"},
+    },
+}
+
+
+def _worker_paths() -> dict[str, Schema]:
+    return {
+        "/workers": path_item(
+            [],
+            post=operation(
+                "register_worker", "Register a worker", "workers",
+                {"200": json_ok("its id and the heartbeat interval", {
+                    "type": "object", "required": ["id", *INTERVALS],
+                    "properties": {"id": {"type": "string"}, **INTERVALS}})},
+                [], value_body(WORKER_INFO, "the worker"), WRITE_ERRORS,
+            ),
+            get=operation("list_workers", "The registered workers and their jobs (admin)",
+                          "workers", {"200": json_ok("the workers", array(WORKER_ROW))}),
+        ),
+        "/workers/{worker_id}/heartbeat": path_item(["worker_id"], post=operation(
+            "heartbeat", "Renew the leases of the jobs the worker runs", "workers",
+            {"200": json_ok("what the server wants of each job", {
+                "type": "object", "required": ["id", "jobs"],
+                "properties": {"id": {"type": "string"}, "jobs": array(JOB_ANSWER),
+                               **INTERVALS}})},
+            [], {"description": "the jobs the worker runs", "required": False,
+                 "content": {JSON: {"schema": {
+                     "type": "object", "additionalProperties": False,
+                     "properties": {"jobs": array(ref("JobKey"), maxItems=10_000)}}}}},
+            WRITE_ERRORS,
+        )),
+        "/workers/{worker_id}": path_item(["worker_id"], delete=operation(
+            "unregister_worker", "Forget a worker that runs no job", "workers",
+            {"200": json_ok("done", {"type": "null"})}, errors=WRITE_ERRORS,
+        )),
+    }
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     """The OpenAPI document (built once; do not mutate)."""
@@ -621,8 +698,9 @@ def document() -> dict[str, Any]:
             "license": {"name": "BSD-3-Clause", "identifier": "BSD-3-Clause"},
         },
         "security": [{"basic": []}, {"apikey": []}],
-        "tags": [{"name": t} for t in ("jobq", "jobs", "projects", "botgroups", "server")],
-        "paths": _build_paths(),
+        "tags": [{"name": t} for t in ("jobq", "jobs", "projects", "botgroups", "workers",
+                                        "server")],
+        "paths": {**_build_paths(), **_worker_paths()},
         "components": {
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic",

@@ -20,6 +20,8 @@ OPEN = {"/system/ts", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 FILTERED = {"/projects/jobsummaries"}
 #: routes outside any project: admin keys only
 ADMIN_ONLY = {"/botgroups/{name}/max_running", "/botgroups/{name}"}
+#: workers: admin keys, or the key that registered the worker (here the admin key)
+ADMIN_ONLY |= {"/workers", "/workers/{worker_id}/heartbeat", "/workers/{worker_id}"}
 
 
 def _calls() -> list[tuple[str, str]]:
@@ -63,6 +65,7 @@ def world(server: Server) -> dict[str, tuple[str, str]]:
                 assert client.post(f"/jobq/{project}/push",
                                    content=b'{"spider":"s1"}').status_code == 200
         started = client.post(f"/jobq/{A}/startjob").json()
+        worker = client.post("/workers", json={"name": "w", "projects": [A]}).json()["id"]
     project_key = subprocess.run(
         [*jobq_command(), "keys", "create", "--project", str(A), "--db", server.db],
         check=True, capture_output=True, text=True,
@@ -71,6 +74,7 @@ def world(server: Server) -> dict[str, tuple[str, str]]:
         "admin": (server.admin_key, ""),
         "project": (project_key, ""),
         "job": (started["key"], started["auth"]),
+        "worker": (worker, ""),
     }
 
 
@@ -88,7 +92,8 @@ def test_every_route_with_every_credential(
 ) -> None:
     job_key = world["job"][0]
     failures = []
-    for method, path in CALLS:
+    for method, route in CALLS:
+        path = route.replace("{worker_id}", world["worker"][0])
         other = _url(path, B)
         own_job = _url(path, A, *(int(p) for p in job_key.split("/")[1:]))
         expectations = [
@@ -101,7 +106,7 @@ def test_every_route_with_every_credential(
         ]
         if path.startswith("/jobs/"):
             expectations.append(("job token on its job", world["job"], own_job, job_key, "ok"))
-        if path not in ADMIN_ONLY:
+        if route not in ADMIN_ONLY:
             expectations.append(
                 ("project key on A", world["project"], _url(path, A), f"{A}/1/1", "ok")
             )
