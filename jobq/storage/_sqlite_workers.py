@@ -196,7 +196,7 @@ def due_leases(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[Lease]
         " UNION SELECT {cols} FROM leases WHERE stop_deadline_ms <= ?1"
         " UNION SELECT {cols} FROM leases WHERE runtime_deadline_ms <= ?1"
         " AND stop_deadline_ms IS NULL"
-        " ORDER BY 7 LIMIT ?2".replace("{cols}", _LEASE_COLUMNS),
+        " ORDER BY 7, 1, 2, 3 LIMIT ?2".replace("{cols}", _LEASE_COLUMNS),
         (now_ms, limit),
     )
     return [lease_of(row) for row in rows]

@@ -91,7 +91,7 @@ SELECT project_id, spider_id, job_no, worker_id, lease_id, claimed_ms, expires_m
 FROM leases
 WHERE expires_ms <= %(now)s OR stop_deadline_ms <= %(now)s
    OR (runtime_deadline_ms <= %(now)s AND stop_deadline_ms IS NULL)
-ORDER BY LEAST(expires_ms, stop_deadline_ms, runtime_deadline_ms)
+ORDER BY expires_ms, project_id, spider_id, job_no
 LIMIT %(limit)s;
 
 -- name: take_due_lease
