@@ -33,3 +33,12 @@ DB_ERRORS = Counter(
     "jobq_db_errors", "Storage operations that failed", ["operation"], registry=REGISTRY
 )
 RATE_LIMITED = Counter("jobq_rate_limited", "Requests refused with 429", registry=REGISTRY)
+# -- workers and leases (issue 10) --
+WORKERS = Gauge(
+    "jobq_workers", "Registered workers by state (active, lost), as the reaper last counted",
+    ["state"], registry=REGISTRY,
+)
+LEASE_OUTCOMES = Counter(
+    "jobq_lease_outcomes", "Jobs this process's reaper finished or requeued, by outcome",
+    ["outcome"], registry=REGISTRY,
+)

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from jobq import errors
+from jobq import errors, metrics
 from jobq.core import validation
 from jobq.core.credentials import Principal
 from jobq.core.queue import JobQueue
@@ -49,6 +49,8 @@ REAP_FRACTION = 0.25
 REAP_MAX = 1.0
 #: ticks a reaper may miss (all nodes together) before leases get a grace period
 GRACE_TICKS = 3
+#: the reaper counts the workers for /metrics every this many ticks
+COUNT_EVERY = 5
 
 
 class Wakeups:
@@ -254,18 +256,28 @@ class Reaper:
         self.period = min(REAP_MAX, timeouts.worker_ms / 1000 * REAP_FRACTION)
         #: what this process did, by outcome (for logs and tests)
         self.outcomes: dict[str, int] = {}
+        self.ticks = 0
 
     async def run(self) -> None:
         while True:
             try:
                 await self.tick()
+                if self.ticks % COUNT_EVERY == 1:
+                    await self.count_workers()
             except errors.JobqError as exc:
                 log.warning("reaper: %s", exc.message)
             except Exception:
                 log.exception("reaper tick failed")
             await asyncio.sleep(self.period)
 
+    async def count_workers(self) -> None:
+        found = await self.storage.list_workers()
+        lost = sum(1 for w in found if w.lost_ms is not None)
+        metrics.WORKERS.labels("active").set(len(found) - lost)
+        metrics.WORKERS.labels("lost").set(lost)
+
     async def tick(self) -> None:
+        self.ticks += 1
         now = self.clock.now_ms()
         gap = round(self.period * 1000 * GRACE_TICKS)
         if await self.storage.reaper_tick(now, max(gap, 1), self.timeouts):
@@ -286,6 +298,7 @@ class Reaper:
             if outcome is None:
                 continue
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            metrics.LEASE_OUTCOMES.labels(outcome).inc()
             log.info("reaper: job %s of worker %s: %s", lease.key, lease.worker_id, outcome,
                      extra={"action": "lease_expired", "job_key": str(lease.key),
                             "outcome": outcome})

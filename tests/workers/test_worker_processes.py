@@ -103,6 +103,9 @@ def test_jobs_of_a_killed_worker_are_lost(
         assert {(r["close_reason"], r["completed_by"]) for r in finished} == {("lost", "jobq")}
         (listed,) = client.get("/workers").json()
         assert listed["state"] == "lost" and listed["jobs"] == []
+        assert 'jobq_lease_outcomes_total{outcome="lost"} 3.0' in client.get("/metrics").text
+        wait_until("/metrics counts the lost worker", lambda: 'jobq_workers{state="lost"} 1.0'
+                   in client.get("/metrics").text, timeout=15)
 
 
 def test_cancel_reaches_the_worker_through_the_heartbeat(
