@@ -83,6 +83,12 @@ def main() -> None:
 @click.option("--metrics-key", envvar="JOBQ_METRICS_KEY", show_envvar=True, default=None,
               help="A key /metrics asks for (bearer token or API key); without one"
                    " /metrics is open.")
+@click.option("--worker-timeout", envvar="JOBQ_WORKER_TIMEOUT", show_envvar=True, default=60.0,
+              show_default=True, type=click.FloatRange(0.5),
+              help="Seconds without a heartbeat before a worker's jobs are lost.")
+@click.option("--cancel-timeout", envvar="JOBQ_CANCEL_TIMEOUT", show_envvar=True, default=300.0,
+              show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a cancelled job of a worker may run on before cancel_timeout.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -95,8 +101,8 @@ def main() -> None:
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
           body_timeout: float, token_secret_file: str | None, token_secret: str | None,
-          token_lifetime: int, metrics_key: str | None, log_level: str, log_format: str,
-          http_server: str) -> None:
+          token_lifetime: int, metrics_key: str | None, worker_timeout: float,
+          cancel_timeout: float, log_level: str, log_format: str, http_server: str) -> None:
     """Run the server in the foreground."""
     from jobq.http import serving
     from jobq.http.app import create_app
@@ -107,6 +113,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         max_count=max_count, max_body=max_body, rate_limit=rate_limit, rate_burst=rate_burst,
         body_timeout=body_timeout, token_secrets=_token_secrets(token_secret_file, token_secret),
         token_lifetime=token_lifetime, metrics_key=metrics_key or None,
+        worker_timeout=worker_timeout, cancel_timeout=cancel_timeout,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)

@@ -37,6 +37,10 @@ class Settings:
     token_lifetime: float = DEFAULT_TOKEN_LIFETIME
     #: when set, /metrics asks for it (bearer token, or as the API key)
     metrics_key: str | None = None
+    #: seconds without a heartbeat before a worker's jobs are lost (issue 10)
+    worker_timeout: float = 60.0
+    #: seconds a cancelled leased job may keep running before `cancel_timeout`
+    cancel_timeout: float = 300.0
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

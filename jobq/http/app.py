@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from typing import Any
@@ -11,7 +12,9 @@ import orjson
 from jobq.config import Settings
 from jobq.core import credentials
 from jobq.core.queue import JobQueue
+from jobq.core.workers import NotifyingStorage, Reaper, Wakeups, Workers
 from jobq.domain.clock import SYSTEM, Clock
+from jobq.domain.leases import Timeouts
 from jobq.http import openapi
 from jobq.http.auth import Principals
 from jobq.http.call import Services
@@ -38,8 +41,9 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
 
 
 class JobqApp:
-    """The ASGI app: the lifespan opens and closes the storage; requests go to the
-    `RequestHandler` built at start-up."""
+    """The ASGI app: the lifespan opens the storage and starts the background tasks (the
+    lease reaper, the other nodes' notifications), then stops them and closes the storage;
+    requests go to the `RequestHandler` built at start-up."""
 
     def __init__(self, settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> None:
         self.settings = settings
@@ -49,6 +53,8 @@ class JobqApp:
         self.router = Router(ROUTES)
         self.openapi = orjson.dumps(openapi.document(ROUTES))
         self.handler: RequestHandler | None = None
+        #: tasks that run as long as the server: cancelled at shutdown
+        self.background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,7 +77,7 @@ class JobqApp:
                     raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.storage.close()
+                await self._stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -93,13 +99,29 @@ class JobqApp:
             storage, tokens, settings.admin_keys, self.clock
         )
         instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
-        queue = JobQueue(instrumented, tokens, settings.max_count, self.clock)
-        services = Services(settings, queue, self.openapi)
+        wakeups = Wakeups()
+        # pushes, updates and cancels wake the claims that long-poll their project
+        waking: Storage = NotifyingStorage(instrumented, wakeups)  # type: ignore[assignment]
+        queue = JobQueue(waking, tokens, settings.max_count, self.clock)
+        timeouts = Timeouts.of_seconds(settings.worker_timeout, settings.cancel_timeout)
+        workers = Workers(instrumented, queue, self.clock, timeouts, wakeups)
+        services = Services(settings, queue, self.openapi, workers)
         buckets = None
         if settings.rate_limit:
             buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
         self.handler = RequestHandler(self.router, services,
                                       Principals(authenticator, self.clock), buckets)
+        self.background = [
+            asyncio.create_task(Reaper(instrumented, self.clock, timeouts, wakeups).run()),
+            asyncio.create_task(storage.watch_pending(wakeups.notify)),
+        ]
+
+    async def _stop(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        self.background = []
+        await self.storage.close()
 
 
 def create_app(settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> JobqApp:

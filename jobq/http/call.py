@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 from jobq.config import Settings
 from jobq.core.credentials import Principal
 from jobq.core.queue import JobQueue
+from jobq.core.workers import Workers
 
 
 class Query:
@@ -66,6 +67,8 @@ class Services:
     queue: JobQueue
     #: the OpenAPI document, rendered once
     openapi: bytes
+    #: workers, leases and long-polling claims (`jobq.core.workers`)
+    workers: Workers
 
 
 class Call:

@@ -51,6 +51,12 @@ LISTABLE = ["pending", "running", "finished"]
 JOB_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/[1-9][0-9]{0,17}$"
 SPIDER_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}$"
 
+#: the intervals a worker is told when it registers and at each heartbeat (seconds)
+_INTERVALS: Schema = {
+    "heartbeat_interval": {"type": "number"}, "worker_timeout": {"type": "number"},
+    "cancel_timeout": {"type": "number"},
+}
+
 SCHEMAS: dict[str, Schema] = {
     "JobKey": {"type": "string", "pattern": JOB_KEY_PATTERN, "examples": ["53/7/81"]},
     "SpiderKey": {"type": "string", "pattern": SPIDER_KEY_PATTERN, "examples": ["53/7"]},
@@ -213,7 +219,8 @@ SCHEMAS: dict[str, Schema] = {
     "StartParams": {
         "description": "start parameters, stored into the claimed job's metadata",
         "type": "object",
-        "properties": {"botgroup": NAME},
+        "properties": {"botgroup": NAME, "worker_id": {
+            "type": "string", "description": "a registered worker's id: the job gets a lease"}},
         "additionalProperties": True,
     },
     "CancelItem": {
@@ -221,6 +228,55 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["key"],
         "properties": {"key": ref("JobKey")},
         "additionalProperties": True,
+    },
+    # -- workers and leases (issue 10) ---------------------------------------------------
+    "WorkerInfo": {
+        "description": "what a worker says of itself when it registers",
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {
+            "name": NAME, "host": {"type": "string", "maxLength": 255},
+            "slots": {"type": "integer", "minimum": 1, "maximum": 10_000},
+            "botgroups": array(NAME), "projects": array(ID),
+            "version": {"type": "string", "maxLength": 255},
+        },
+    },
+    "Registered": {
+        "type": "object", "required": ["id", *_INTERVALS],
+        "properties": {"id": {"type": "string"}, **_INTERVALS},
+    },
+    "WorkerRow": {
+        "type": "object",
+        "required": ["id", "name", "state", "last_heartbeat", "jobs"],
+        "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "host": {"type": "string"},
+            "slots": {"type": "integer"}, "botgroups": array({"type": "string"}),
+            "projects": array({"type": "integer"}), "version": {"type": "string"},
+            "registered_time": TIMESTAMP, "last_heartbeat": TIMESTAMP,
+            "state": {"type": "string", "enum": ["active", "lost"]},
+            "lost_time": {"anyOf": [TIMESTAMP, {"type": "null"}]},
+            "jobs": array(ref("JobKey")),
+        },
+    },
+    "Heartbeat": {
+        "description": "the jobs the worker runs",
+        "type": "object", "additionalProperties": False,
+        "properties": {"jobs": array(ref("JobKey"), maxItems=10_000)},
+    },
+    "HeartbeatAnswer": {
+        "type": "object", "required": ["id", "jobs"],
+        "properties": {"id": {"type": "string"}, "jobs": array(ref("JobAnswer")),
+                       **_INTERVALS},
+    },
+    "JobAnswer": {
+        "description": "what the server wants of one job the worker runs",
+        "type": "object", "required": ["key", "action"],
+        "properties": {
+            "key": ref("JobKey"), "action": {"type": "string", "enum": ["continue", "stop"]},
+            "finish": {"type": "boolean", "description": "report the outcome (false: the job"
+                                                         " is not leased to this worker)"},
+            "reason": {"type": "string", "description": "the close_reason to finish with"},
+            "message": {"type": "string"},
+        },
     },
 }
 

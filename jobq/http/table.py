@@ -21,11 +21,12 @@ Adding a route is one declaration here plus a handler:
 
 - Path parameters must be declared (`spec.path`, with a parse function); a query parameter
   that is not declared (nor one of the common ones: `apikey`, `format`, ...) is a 400.
-- `spec.integer` parameters arrive parsed in `call.args`; text ones are read from
-  `call.query` by the handler (`get`, `getlist`).
+- `spec.integer` parameters arrive parsed in `call.args` (past `maximum` they are clamped,
+  or with `strict=True` refused with a 400, and the OpenAPI schema gives the maximum);
+  text ones are read from `call.query` by the handler (`get`, `getlist`).
 - `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value),
-  `RAW` (`call.raw`, the handler parses); sizes, timeouts and JSON errors are handled
-  before the handler runs.
+  `RAW` (`call.raw`, the handler parses: e.g. a body that may be empty or of several
+  shapes); sizes, timeouts and JSON errors are handled before the handler runs.
 - `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
   queue service checks what it reaches) or `ADMIN`.
 - Routes are tried in the order of this list within a first path segment: put busy routes
@@ -36,9 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from jobq.core.workers import MAX_WAIT
 from jobq.domain.jobs import State, parse_id
 from jobq.http import openapi, spec
-from jobq.http.endpoints import jobq, jobs, misc, ops
+from jobq.http.endpoints import jobq, jobs, misc, ops, workers
 from jobq.http.openapi import (
     ANY_VALUE,
     ID,
@@ -77,6 +79,9 @@ FIELD = spec.path("field", {"type": "string"}, "a metadata field", _same)
 SETTING = spec.path("name", {"type": "string"}, "a setting", _same, key="setting")
 SPIDER_NAME = spec.path("name", NAME, "a spider name", _same, key="spidername")
 BOTGROUP = spec.path("name", NAME, "a botgroup name", _same, key="botgroup")
+WORKER_ID = spec.path("worker_id", {"type": "string", "minLength": 1,
+                                     "maxLength": workers.MAX_WORKER_ID},
+                      "a worker id (from POST workers)", workers.parse_worker_id)
 JOB = [PID, SID, JOBNO]
 
 #: output shaping, which every route answering rows or a value takes
@@ -121,6 +126,8 @@ LIST_FILTERS = [
 ]
 CANCEL_COUNT = spec.integer("count", "admin: cancel up to this many pending jobs (no body then)",
                             minimum=1, key="cancel_count")
+WAIT = spec.integer("wait", "seconds to wait for a pending job before answering 204",
+                    maximum=int(MAX_WAIT), strict=True)
 CREATE = spec.text("create", "1/true/yes: give a new name the next id")
 STARTAFTER = spec.text("startafter", "accepted for compatibility, ignored")
 
@@ -141,6 +148,12 @@ CANCEL_BODY = Body(BodyKind.RAW, {
     "required": False,
     "content": {openapi.JSON: {"schema": array(ref("CancelItem"))},
                 openapi.JSONLINES: {"schema": array(ref("CancelItem"))}},
+})
+
+HEARTBEAT_BODY = Body(BodyKind.RAW, {
+    "description": "the jobs the worker runs (an empty body: none)",
+    "required": False,
+    "content": {openapi.JSON: {"schema": ref("Heartbeat")}},
 })
 
 # -- answers ------------------------------------------------------------------------------
@@ -170,8 +183,8 @@ ROUTES: list[Route] = [
           "Claim the next pending job", "jobq",
           {"200": json_ok("the claimed job, now running", ref("StartedJob")),
            "204": ok("no pending job")},
-          [PID], _lines(ref("StartParams"), "at most one object of start parameters",
-                        required=False)),
+          [PID, WAIT], _lines(ref("StartParams"), "at most one object of start parameters",
+                              required=False)),
     Route("POST", "/jobq/{pid}/update", jobq.update, "update", "Change states and metadata",
           "jobq", {"200": ok("one line per job changed", rows_content(ref("UpdateResult")))},
           [PID, *OUTPUT], _lines(ref("JobUpdate"), "one update a line")),
@@ -260,6 +273,19 @@ ROUTES: list[Route] = [
     Route("DELETE", "/botgroups/{name}", misc.delete_botgroup, "delete_botgroup",
           "Forget a botgroup's cap (admin)", "botgroups", DONE, [BOTGROUP],
           access=Access.ADMIN),
+    # workers and leases (issue 10): admin keys, or the key that registered the worker
+    Route("POST", "/workers", workers.register, "register_worker", "Register a worker",
+          "workers", {"200": json_ok("its id and the heartbeat interval", ref("Registered"))},
+          body=_value(ref("WorkerInfo"), "the worker", "body")),
+    Route("GET", "/workers", workers.list_workers, "list_workers",
+          "The registered workers and their jobs (admin)", "workers",
+          {"200": json_ok("the workers", array(ref("WorkerRow")))}, access=Access.ADMIN),
+    Route("POST", "/workers/{worker_id}/heartbeat", workers.heartbeat, "heartbeat",
+          "Renew the leases of the jobs the worker runs", "workers",
+          {"200": json_ok("what the server wants of each job", ref("HeartbeatAnswer"))},
+          [WORKER_ID], HEARTBEAT_BODY),
+    Route("DELETE", "/workers/{worker_id}", workers.unregister, "unregister_worker",
+          "Forget a worker that runs no job", "workers", DONE, [WORKER_ID]),
     # operations: no credentials
     Route("GET", "/system/ts", misc.system_ts, "system_ts",
           "The server time (ms since the epoch)", "server",

@@ -10,10 +10,11 @@ applies the same ones.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobq.domain.jobs import JobKey, State
+from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
     JobRecord,
@@ -199,3 +200,66 @@ class Storage(abc.ABC):
         """Jobs in each listable state (pending, running, finished) of the first
         `max_projects` projects (lowest ids), from the maintained counts, in one query.
         Projects without jobs are left out."""
+    # -- workers and leases (issue 10; rules in jobq.domain.leases) -------------------------
+
+    @abc.abstractmethod
+    async def register_worker(self, worker: Worker) -> None:
+        """Store a new worker (its id is new)."""
+
+    @abc.abstractmethod
+    async def unregister_worker(self, worker_id: str) -> bool:
+        """Forget a worker; False when unknown. Raises `Conflict` while it holds leases
+        of running jobs (they must be finished first)."""
+
+    @abc.abstractmethod
+    async def get_worker(self, worker_id: str) -> Worker | None:
+        """A worker with the jobs it holds leases on."""
+
+    @abc.abstractmethod
+    async def list_workers(self) -> list[Worker]:
+        """Every registered worker with the jobs it holds leases on."""
+
+    @abc.abstractmethod
+    async def heartbeat(
+        self, worker_id: str, keys: Sequence[JobKey], now_ms: int, timeouts: Timeouts
+    ) -> list[JobAnswer] | None:
+        """Renew the worker (a lost one comes back) and the leases it holds on `keys`,
+        record the stops the answers ask for, and answer each key
+        (`leases.heartbeat_job`). None when the worker is not registered. Never changes
+        a lease of another worker."""
+
+    @abc.abstractmethod
+    async def start_leased_job(
+        self, project: int, request: StartRequest, actor: str, lease: NewLease
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        """`start_job` by a registered worker: the claimed job gets `lease`, in the same
+        transaction. Raises `NotFound` for an unknown worker, `Conflict` for a lost one."""
+
+    @abc.abstractmethod
+    async def reaper_tick(self, now_ms: int, gap_ms: int, timeouts: Timeouts) -> bool:
+        """Record a reaper tick; when the last tick of any node is older than `gap_ms`,
+        first give every worker and lease a whole worker timeout (True then). Marks the
+        workers whose heartbeat expired as lost."""
+
+    @abc.abstractmethod
+    async def due_leases(self, now_ms: int, limit: int) -> list[Lease]:
+        """Leases that `leases.due` may act on at `now_ms` (expired, past a stop deadline
+        or past the run time), oldest deadline first."""
+
+    @abc.abstractmethod
+    async def expire_lease(self, lease: Lease, policy: LostPolicy, now_ms: int) -> str | None:
+        """Act on an expired lease or stop, in one transaction that first takes the
+        lease only if it is still due (so of many nodes one does it): finish the job
+        (`lost` or the stop's expiry reason) or requeue it. The close_reason set (or
+        "requeued"); None when the lease was no longer due, or its job no longer running."""
+
+    @abc.abstractmethod
+    async def request_stop(self, lease: Lease, stop: Stop, now_ms: int) -> bool:
+        """Record a time-limit stop on a lease past its run time, unless a stop is
+        already recorded. False when nothing changed."""
+
+    async def watch_pending(self, notify: Callable[[int], None]) -> None:
+        """Call `notify(project)` whenever another server process makes a job of that
+        project pending, until cancelled. One process owns an SQLite file, so there is
+        nothing to watch there: this returns at once."""
+        return None

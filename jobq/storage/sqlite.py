@@ -33,6 +33,7 @@ import orjson
 from jobq import errors
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
+from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
     JobRecord,
@@ -45,6 +46,7 @@ from jobq.domain.records import (
 )
 from jobq.storage import _sqlite_read as read
 from jobq.storage import _sqlite_tx as tx
+from jobq.storage import _sqlite_workers as workers
 from jobq.storage._sqlite_writer import GroupCommitWriter, translate
 from jobq.storage.base import Storage
 
@@ -438,6 +440,50 @@ class SqliteStorage(Storage):
             return found
 
         return await self._read(depths)
+
+
+    # -- workers and leases (issue 10) ------------------------------------------------------
+
+    async def register_worker(self, worker: Worker) -> None:
+        await self._write(functools.partial(workers.register, worker=worker))
+
+    async def unregister_worker(self, worker_id: str) -> bool:
+        return await self._write(functools.partial(workers.unregister, worker_id=worker_id))
+
+    async def get_worker(self, worker_id: str) -> Worker | None:
+        return await self._read(functools.partial(workers.get_worker, worker_id=worker_id))
+
+    async def list_workers(self) -> list[Worker]:
+        return await self._read(workers.list_workers)
+
+    async def heartbeat(
+        self, worker_id: str, keys: Sequence[JobKey], now_ms: int, timeouts: Timeouts
+    ) -> list[JobAnswer] | None:
+        return await self._write(functools.partial(
+            workers.heartbeat, worker_id=worker_id, keys=keys, now_ms=now_ms, timeouts=timeouts))
+
+    async def start_leased_job(
+        self, project: int, request: StartRequest, actor: str, lease: NewLease
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        return await self._write(functools.partial(
+            workers.start_leased_job, project=project, request=request, actor=actor,
+            lease=lease, now_ms=self._now_ms()))
+
+    async def reaper_tick(self, now_ms: int, gap_ms: int, timeouts: Timeouts) -> bool:
+        return await self._write(functools.partial(
+            workers.reaper_tick, now_ms=now_ms, gap_ms=gap_ms, timeouts=timeouts))
+
+    async def due_leases(self, now_ms: int, limit: int) -> list[Lease]:
+        return await self._read(functools.partial(workers.due_leases, now_ms=now_ms,
+                                                  limit=limit))
+
+    async def expire_lease(self, lease: Lease, policy: LostPolicy, now_ms: int) -> str | None:
+        return await self._write(functools.partial(
+            workers.expire_lease, lease=lease, policy=policy, now_ms=now_ms))
+
+    async def request_stop(self, lease: Lease, stop: Stop, now_ms: int) -> bool:
+        return await self._write(functools.partial(
+            workers.request_stop, lease=lease, stop=stop, now_ms=now_ms))
 
 
 # -- start-up checks and file modes --------------------------------------------------------

@@ -19,15 +19,18 @@ OPEN = {"/system/ts", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 FILTERED = {"/projects/jobsummaries"}
 #: routes outside any project: admin keys only
 ADMIN_ONLY = {"/botgroups/{name}/max_running", "/botgroups/{name}"}
+#: workers: admin keys, or the key that registered the worker (here the admin key)
+ADMIN_ONLY |= {"/workers", "/workers/{worker_id}/heartbeat", "/workers/{worker_id}"}
 
 
-#: removes the job it names: walked last, so that every other call still finds its job
-REMOVE_JOB = ("DELETE", "/jobs/{pid}/{sid}/{jobno}")
+#: remove what they name: walked last, so that every other call still finds its job and
+#: its worker
+REMOVING = {("DELETE", "/jobs/{pid}/{sid}/{jobno}"), ("DELETE", "/workers/{worker_id}")}
 
 
 def _calls() -> list[tuple[str, str]]:
     calls = [(route.method, route.path) for route in ROUTES]
-    return sorted(calls, key=lambda call: call == REMOVE_JOB)
+    return sorted(calls, key=lambda call: call in REMOVING)
 
 
 CALLS = _calls()
@@ -47,6 +50,10 @@ def _body(path: str, key: str) -> bytes:
         return orjson.dumps({"key": key, "note": 1})
     if path.endswith("/max_running"):
         return b"3"
+    if path == "/workers":  # for the project of `key`: only its own key may register there
+        return orjson.dumps({"name": "w2", "projects": [int(key.split("/")[0])]})
+    if path.endswith("/heartbeat"):
+        return b'{"jobs": []}'
     if "{field}" in path or "{name}" in path:
         return b'"v"'
     return orjson.dumps({"spider": "s1", "note": 1})
@@ -65,6 +72,7 @@ def world(server: Server) -> dict[str, tuple[str, str]]:
                                content=b'{"g1":"v"}').status_code == 200
         started = client.post(f"/jobq/{A}/startjob").json()
         assert started["key"] == f"{A}/1/1"
+        worker = client.post("/workers", json={"name": "w", "projects": [A]}).json()["id"]
     project_key = subprocess.run(
         [*jobq_command(), "keys", "create", "--project", str(A), "--db", server.db],
         check=True, capture_output=True, text=True,
@@ -73,6 +81,7 @@ def world(server: Server) -> dict[str, tuple[str, str]]:
         "admin": (server.admin_key, ""),
         "project": (project_key, ""),
         "job": (started["key"], started["auth"]),
+        "worker": (worker, ""),
     }
 
 
@@ -92,7 +101,8 @@ def test_every_route_with_every_credential(
     valid and every named job, field and setting exists, so "allowed" cannot hide behind
     a 400 or 404), 403 when not, 401 without credentials."""
     failures = []
-    for method, path in CALLS:
+    for method, route in CALLS:
+        path = route.replace("{worker_id}", world["worker"][0])
         allowed = 200
         expectations = [
             ("none", None, _url(path, B), f"{B}/1/1", 200 if path in OPEN else 401),
@@ -102,7 +112,7 @@ def test_every_route_with_every_credential(
              allowed if path in OPEN | FILTERED else 403),
             ("admin on B", world["admin"], _url(path, B), f"{B}/1/1", allowed),
         ]
-        if path not in ADMIN_ONLY:
+        if route not in ADMIN_ONLY:
             # job 3, not the token's job 1: removing it must not end the token early
             expectations.append(
                 ("project key on A", world["project"], _url(path, A, 1, 3), f"{A}/1/3", allowed)
