@@ -119,7 +119,7 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
     storage = _storage(settings)
     _run_storage(lambda: storage.prepare())  # refuse a database before serving it
     app = create_app(settings, storage)
-    serving.run(app, host, port, log_level, http_server)
+    serving.run(app, host, port, log_level, http_server, on_stop=app.drain)
 
 
 def _token_secrets(path: str | None, value: str | None) -> tuple[str, ...]:

@@ -58,18 +58,32 @@ class Wakeups:
 
     def __init__(self) -> None:
         self._events: dict[int, asyncio.Event] = {}
+        #: the server is stopping: claims no longer wait
+        self.closed = False
 
     def event(self, project: int) -> asyncio.Event:
         """The event the next `notify(project)` sets: take it *before* trying to claim,
         so a push between the try and the wait is not missed."""
         event = self._events.get(project)
         if event is None:
-            event = self._events[project] = asyncio.Event()
+            event = asyncio.Event()
+            if self.closed:
+                event.set()
+            else:
+                self._events[project] = event
         return event
 
     def notify(self, project: int) -> None:
         event = self._events.pop(project, None)
         if event is not None:
+            event.set()
+
+    def close(self) -> None:
+        """Wake every waiting claim, for good: a stopping server waits for the requests
+        in flight, and a long poll would hold it up to MAX_WAIT (then be cut off)."""
+        self.closed = True
+        events, self._events = self._events, {}
+        for event in events.values():
             event.set()
 
     @property
@@ -181,12 +195,15 @@ class Workers:
         return await self._wait_for(project, wait, claim)
 
     async def _wait_for(self, project: int, wait: float, claim: Any) -> dict[str, Any] | None:
-        deadline = self.clock.monotonic() + wait
+        # the wait is real time (asyncio's timeouts), so its deadline is too: measured on
+        # an injected clock, a poll would never end while that clock stands still
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         while True:
             event = self.wakeups.event(project)
             job: dict[str, Any] | None = await claim()
-            left = deadline - self.clock.monotonic()
-            if job is not None or left <= 0:
+            left = deadline - loop.time()
+            if job is not None or left <= 0 or self.wakeups.closed:
                 return job
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), min(left, RECHECK))

@@ -155,6 +155,40 @@ def test_long_poll_claims_a_job_pushed_meanwhile(fast_server: Server) -> None:
         assert client.post(f"/jobq/{P}/startjob", params={"wait": 61}).status_code == 400
 
 
+@pytest.mark.parametrize("http_server", ["granian", "uvicorn"])
+def test_a_stopping_server_answers_its_long_polls_at_once(
+    db_url: str, tmp_path: Path, http_server: str
+) -> None:
+    """SIGTERM with a claim long-polling: the claim answers 204 at once and the server
+    exits 0 without waiting for the poll's end (it held the stop 30 s, then was cut)."""
+    srv = Server(db=db_url, log=tmp_path / "server.log",
+                 extra_args=["--http-server", http_server]).start()
+    result: dict[str, Any] = {}
+
+    def claim() -> None:
+        with srv.client() as own:
+            try:
+                result["answer"] = own.post(f"/jobq/{P}/startjob", params={"wait": 60})
+            except httpx.HTTPError as exc:  # asserted below, in the test's thread
+                result["error"] = exc
+
+    waiter = threading.Thread(target=claim)
+    try:
+        waiter.start()
+        time.sleep(1)  # let the claim find nothing and wait
+        assert srv.process is not None
+        stopped_at = time.monotonic()
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(20) == 0
+        took = time.monotonic() - stopped_at
+        waiter.join(20)
+    finally:
+        srv.kill()
+    assert "error" not in result, f"the claim got no answer: {result['error']!r}"
+    assert result["answer"].status_code == 204
+    assert took < 5, f"the server took {took:.1f} s to stop"
+
+
 # -- three nodes on one PostgreSQL ---------------------------------------------------------
 
 NODES = 3
