@@ -247,6 +247,16 @@ class JobQueue:
         summary["has_capacity"] = await self.storage.has_capacity(project)
         return summary
 
+    async def project_jobsummary(self, project: int) -> dict[str, Any]:
+        """`projects/:pid/jobsummary`: the summary plus the units of the running jobs and
+        the most units a pending job asks for (null when none waits), as hosted (the
+        rows of `projects/jobsummaries` have only the summary)."""
+        summary = await self.project_summary(project)
+        running, pending_max = await self.storage.units_in_use(project)
+        summary["running_units_count"] = running
+        summary["pending_units_max"] = pending_max
+        return summary
+
     async def project_summaries(self, who: Principal) -> list[dict[str, Any]]:
         projects = await self.storage.projects()
         return [await self.project_summary(p) for p in projects if who.can_see(p)]

@@ -193,11 +193,12 @@ SERVER_FIELDS = frozenset(
 def stamp_new(
     meta: dict[str, Any], project: int, spider: str, state: State, ts: int, actor: str
 ) -> dict[str, Any]:
-    """The metadata of a job created by push: the client's fields plus the server's."""
+    """The metadata of a job created by push: the client's fields plus the server's. The
+    actor goes only in the field of the state the job enters (`scheduled_by` for a pending
+    job, `started_by` for a running one, ...), as the hosted service records it."""
     stamped = {k: v for k, v in meta.items() if k not in SERVER_FIELDS}
     stamped["project"] = project
     stamped["spider"] = spider
-    stamped["scheduled_by"] = actor
     enter_state(stamped, state, ts, actor)
     return stamped
 

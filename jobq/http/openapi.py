@@ -178,6 +178,13 @@ SCHEMAS: dict[str, Schema] = {
             "running": {"type": "integer", "minimum": 0},
             "finished": {"type": "integer", "minimum": 0},
             "has_capacity": {"type": "boolean"},
+            "running_units_count": {
+                "type": "integer", "minimum": 0,
+                "description": "projects/:pid/jobsummary only: units of the running jobs"},
+            "pending_units_max": {
+                "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                "description": "projects/:pid/jobsummary only: the most units a pending job"
+                               " asks for, null when none is pending"},
         },
         "additionalProperties": True,
     },

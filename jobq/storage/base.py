@@ -26,6 +26,10 @@ from jobq.domain.records import (
     Updated,
 )
 
+#: largest `units` a job's metadata counts with in `units_in_use` (past it, or not an
+#: integer: 1)
+UNITS_CAP = 1_000_000_000
+
 
 class Storage(abc.ABC):
     """Where jobs live. Implementations: `SqliteStorage`, `PostgresStorage`."""
@@ -263,3 +267,12 @@ class Storage(abc.ABC):
         project pending, until cancelled. One process owns an SQLite file, so there is
         nothing to watch there: this returns at once."""
         return None
+
+    # -- units of a project (fidelity with the hosted jobsummary) ---------------------------
+
+    @abc.abstractmethod
+    async def units_in_use(self, project: int) -> tuple[int, int | None]:
+        """The units of the project's running jobs, summed, and the most units of one of
+        its pending jobs (None when none is pending). A job's units are its metadata's
+        `units` when an integer from 1 to `UNITS_CAP`, else 1 (clients may overwrite
+        the field with anything)."""

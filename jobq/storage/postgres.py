@@ -121,7 +121,7 @@ from jobq.storage import _pg_tx as tx
 from jobq.storage import _pg_workers as pg_workers
 from jobq.storage._pg_batch import GroupCommit, Op
 from jobq.storage._pg_sql import Q
-from jobq.storage.base import Storage
+from jobq.storage.base import UNITS_CAP, Storage
 
 log = logging.getLogger(__name__)
 
@@ -805,3 +805,10 @@ class PostgresStorage(Storage):
 
     async def watch_pending(self, notify: Callable[[int], None]) -> None:
         await pg_workers.watch_pending(self.url, self._connect_kwargs(), notify)
+
+    # -- units of a project (fidelity with the hosted jobsummary) ---------------------------
+
+    async def units_in_use(self, project: int) -> tuple[int, int | None]:
+        row = await self._fetchone(Q.units_in_use, {"project": project, "cap": UNITS_CAP})
+        assert row is not None
+        return int(row[0]), None if row[1] is None else int(row[1])

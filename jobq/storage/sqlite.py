@@ -48,7 +48,7 @@ from jobq.storage import _sqlite_read as read
 from jobq.storage import _sqlite_tx as tx
 from jobq.storage import _sqlite_workers as workers
 from jobq.storage._sqlite_writer import GroupCommitWriter, translate
-from jobq.storage.base import Storage
+from jobq.storage.base import UNITS_CAP, Storage
 
 T = TypeVar("T")
 
@@ -484,6 +484,25 @@ class SqliteStorage(Storage):
     async def request_stop(self, lease: Lease, stop: Stop, now_ms: int) -> bool:
         return await self._write(functools.partial(
             workers.request_stop, lease=lease, stop=stop, now_ms=now_ms))
+
+    # -- units of a project (fidelity with the hosted jobsummary) ---------------------------
+
+    async def units_in_use(self, project: int) -> tuple[int, int | None]:
+        def read(conn: sqlite3.Connection) -> tuple[int, int | None]:
+            units = (
+                "CASE WHEN json_type(meta, '$.units') = 'integer'"
+                " AND json_extract(meta, '$.units') BETWEEN 1 AND ? "
+                " THEN json_extract(meta, '$.units') ELSE 1 END"
+            )
+            running, pending = conn.execute(
+                f"SELECT (SELECT COALESCE(SUM({units}), 0) FROM jobs"
+                "         WHERE project_id = ? AND state = 1),"
+                f"       (SELECT MAX({units}) FROM jobs WHERE project_id = ? AND state = 0)",
+                (UNITS_CAP, project, UNITS_CAP, project),
+            ).fetchone()
+            return int(running), None if pending is None else int(pending)
+
+        return await self._read(read)
 
 
 # -- start-up checks and file modes --------------------------------------------------------

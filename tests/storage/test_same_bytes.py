@@ -52,6 +52,7 @@ async def _session(url: str) -> list[bytes]:
         for key in (JobKey(P, 1, 1), JobKey(P, 1, 2), JobKey(P, 2, 1)):
             out.append(await queue.job_meta(ADMIN, key))
         out.append(await queue.project_summary(P))
+        out.append(await queue.project_jobsummary(P))
     finally:
         await storage.close()
     return [_TIMES.sub(rb"\1T", orjson.dumps(item)) for item in out]

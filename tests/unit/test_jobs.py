@@ -75,7 +75,8 @@ def test_states_parse_by_label_only() -> None:
 def test_new_job_metadata_keeps_client_fields_but_not_server_ones() -> None:
     meta = jobs.stamp_new({"x": 1, "state": "finished", "project": 9, "auth": "t"}, 53, "s",
                           R, 1000, "alice")
-    assert meta == {"x": 1, "project": 53, "spider": "s", "scheduled_by": "alice",
+    # pushed as running: the actor is `started_by` only (no `scheduled_by`), as hosted
+    assert meta == {"x": 1, "project": 53, "spider": "s",
                     "state": "running", "running_time": 1000, "started_by": "alice"}
 
 
