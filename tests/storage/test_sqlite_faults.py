@@ -4,11 +4,15 @@ answers 503 with the reason. Files are private to their owner."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import stat
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -69,6 +73,23 @@ def test_damaged_file_is_a_permanent_error_and_readyz_says_so(tmp_path: Path) ->
         server.stop()
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    """The app's ASGI lifespan, started and stopped as a server does it."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.ensure_future(app({"type": "lifespan"}, inbox.get, outbox.put))
+    started = await outbox.get()
+    assert started["type"] == "lifespan.startup.complete", started
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await task
+
+
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_dead_writer_fails_writes_at_once_and_readyz_says_so(tmp_path: Path) -> None:
@@ -79,7 +100,7 @@ async def test_dead_writer_fails_writes_at_once_and_readyz_says_so(tmp_path: Pat
     storage = SqliteStorage(path)
     app = create_app(Settings(db=f"sqlite:///{path}", admin_keys=("k",)), storage)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
+    async with _lifespan(app), httpx.AsyncClient(
         transport=transport, base_url="http://jobq", auth=("k", "")
     ) as client:
         body = b'{"spider":"s"}'
