@@ -86,6 +86,12 @@ def main() -> None:
 @click.option("--data-janitor-seconds", envvar="JOBQ_DATA_JANITOR_SECONDS", show_envvar=True,
               default=30.0, show_default=True, type=click.FloatRange(0.01),
               help="Seconds between removals of deleted and expired jobs' items, logs, requests.")
+@click.option("--worker-timeout", envvar="JOBQ_WORKER_TIMEOUT", show_envvar=True, default=60.0,
+              show_default=True, type=click.FloatRange(0.5),
+              help="Seconds without a heartbeat before a worker's jobs are lost.")
+@click.option("--cancel-timeout", envvar="JOBQ_CANCEL_TIMEOUT", show_envvar=True, default=300.0,
+              show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a cancelled job of a worker may run on before cancel_timeout.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -99,7 +105,8 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
           body_timeout: float, token_secret_file: str | None, token_secret: str | None,
           token_lifetime: int, metrics_key: str | None, data_janitor_seconds: float,
-          log_level: str, log_format: str, http_server: str) -> None:
+          worker_timeout: float, cancel_timeout: float, log_level: str, log_format: str,
+          http_server: str) -> None:
     """Run the server in the foreground."""
     from jobq.http import serving
     from jobq.http.app import create_app
@@ -111,12 +118,13 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         body_timeout=body_timeout, token_secrets=_token_secrets(token_secret_file, token_secret),
         token_lifetime=token_lifetime, metrics_key=metrics_key or None,
         data_janitor_seconds=data_janitor_seconds,
+        worker_timeout=worker_timeout, cancel_timeout=cancel_timeout,
     )
     logs.configure(log_level, log_format)
     storage = _storage(settings)
     _run_storage(lambda: storage.prepare())  # refuse a database before serving it
     app = create_app(settings, storage)
-    serving.run(app, host, port, log_level, http_server)
+    serving.run(app, host, port, log_level, http_server, on_stop=app.drain)
 
 
 def _token_secrets(path: str | None, value: str | None) -> tuple[str, ...]:

@@ -39,6 +39,10 @@ class Settings:
     metrics_key: str | None = None
     #: seconds between passes of the job-data janitor (deleted jobs, retention)
     data_janitor_seconds: float = 30.0
+    #: seconds without a heartbeat before a worker's jobs are lost (issue 10)
+    worker_timeout: float = 60.0
+    #: seconds a cancelled leased job may keep running before `cancel_timeout`
+    cancel_timeout: float = 300.0
 
     def __repr__(self) -> str:
         return f"Settings(db={self.db!r}, host={self.host!r}, port={self.port})"

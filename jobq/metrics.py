@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -35,6 +35,15 @@ DB_ERRORS = Counter(
     "jobq_db_errors", "Storage operations that failed", ["operation"], registry=REGISTRY
 )
 RATE_LIMITED = Counter("jobq_rate_limited", "Requests refused with 429", registry=REGISTRY)
+# -- workers and leases (issue 10) --
+WORKERS = Gauge(
+    "jobq_workers", "Registered workers by state (active, lost), as the reaper last counted",
+    ["state"], registry=REGISTRY,
+)
+LEASE_OUTCOMES = Counter(
+    "jobq_lease_outcomes", "Jobs this process's reaper finished or requeued, by outcome",
+    ["outcome"], registry=REGISTRY,
+)
 
 
 class _QueueDepths(Collector):

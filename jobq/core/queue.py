@@ -46,7 +46,9 @@ class ListRequest:
 
 def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> dict[str, Any]:
     """One line of `list`/`summary`: the hosted service's fields, or with `jobmeta` the
-    key fields plus the metadata fields asked for."""
+    key fields plus the metadata fields asked for. A finished job whose metadata was read
+    (`jobmeta`, jobsummary, lastjobsummary) with `scrapystats` also shows `items`, `pages`,
+    `logs` and `errors` (`jobs.outcome_counters`), unless fields asked for have the name."""
     key, spider, state, position, positions, tags, meta = record
     ts = position >> jobs.POSITION_SHIFT
     row: dict[str, Any] = {
@@ -59,10 +61,18 @@ def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> di
             row[_TIME_FIELDS[entered]] = entered_at >> jobs.POSITION_SHIFT
     if tags:
         row["tags"] = tags
-    if jobmeta is not None and meta is not None:
-        for name in jobmeta:
-            if name in meta and name not in row:  # metadata never shadows key, ts, ...
-                row[name] = meta[name]
+    if meta is not None:
+        if jobmeta is not None:
+            for name in jobmeta:
+                if name in meta and name not in row:  # metadata never shadows key, ts, ...
+                    row[name] = meta[name]
+        if state is State.FINISHED:
+            # rows whose metadata was read anyway (jobmeta, jobsummary, lastjobsummary):
+            # reading it for every listed row costs too much
+            counters = jobs.outcome_counters(meta)
+            if counters is not None:
+                for name, value in counters.items():
+                    row.setdefault(name, value)
     return row
 
 
@@ -245,6 +255,16 @@ class JobQueue:
         for state in jobs.LISTABLE:
             summary[state.label] = counts.get(state, 0)
         summary["has_capacity"] = await self.storage.has_capacity(project)
+        return summary
+
+    async def project_jobsummary(self, project: int) -> dict[str, Any]:
+        """`projects/:pid/jobsummary`: the summary plus the units of the running jobs and
+        the most units a pending job asks for (null when none waits), as hosted (the
+        rows of `projects/jobsummaries` have only the summary)."""
+        summary = await self.project_summary(project)
+        running, pending_max = await self.storage.units_in_use(project)
+        summary["running_units_count"] = running
+        summary["pending_units_max"] = pending_max
         return summary
 
     async def project_summaries(self, who: Principal) -> list[dict[str, Any]]:

@@ -193,11 +193,12 @@ SERVER_FIELDS = frozenset(
 def stamp_new(
     meta: dict[str, Any], project: int, spider: str, state: State, ts: int, actor: str
 ) -> dict[str, Any]:
-    """The metadata of a job created by push: the client's fields plus the server's."""
+    """The metadata of a job created by push: the client's fields plus the server's. The
+    actor goes only in the field of the state the job enters (`scheduled_by` for a pending
+    job, `started_by` for a running one, ...), as the hosted service records it."""
     stamped = {k: v for k, v in meta.items() if k not in SERVER_FIELDS}
     stamped["project"] = project
     stamped["spider"] = spider
-    stamped["scheduled_by"] = actor
     enter_state(stamped, state, ts, actor)
     return stamped
 
@@ -254,3 +255,31 @@ def full_meta(
     for entered, position in positions.items():
         meta[TIME_FIELD[entered]] = ts_of(position)
     return meta
+
+
+# -- outcome counters (issue 10, item 5) ---------------------------------------------------
+
+#: the counters a finished job's rows show, and the Scrapy stat each is read from
+_COUNTER_STATS = (("items", "item_scraped_count"), ("pages", "response_received_count"),
+                  ("errors", "log_count/ERROR"))
+#: the `log_count/LEVEL` stats Scrapy keeps (its logging levels): looked up, not searched
+#: for among a hundred stats, as rows are rendered by the thousand
+_LOG_COUNTS = tuple(f"log_count/{level}"
+                    for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+
+
+def _stat(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def outcome_counters(meta: dict[str, Any]) -> dict[str, int] | None:
+    """`items`, `pages`, `logs` and `errors` of a job from its `scrapystats` (the Scrapy
+    stats its runner stored), as the hosted rows show them; None without scrapystats.
+    `logs` is the sum of the `log_count/LEVEL` stats of Scrapy's levels; a stat missing or
+    not an integer is 0."""
+    stats = meta.get("scrapystats")
+    if not isinstance(stats, dict):
+        return None
+    counters = {name: _stat(stats.get(stat)) for name, stat in _COUNTER_STATS}
+    counters["logs"] = sum(_stat(stats.get(name)) for name in _LOG_COUNTS)
+    return counters

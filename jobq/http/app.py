@@ -15,7 +15,9 @@ from jobq.core.app_api import AppApi
 from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 from jobq.core.schedules import Scheduler, Schedules
+from jobq.core.workers import NotifyingStorage, Reaper, Wakeups, Workers
 from jobq.domain.clock import SYSTEM, Clock
+from jobq.domain.leases import Timeouts
 from jobq.http import openapi
 from jobq.http.auth import Principals
 from jobq.http.call import Services
@@ -43,9 +45,9 @@ async def bootstrap_admin_key(storage: Storage, settings: Settings) -> str | Non
 
 class JobqApp:
     """The ASGI app: the lifespan opens the storage and starts the background tasks (the
-    job-data janitor, the scheduler of periodic jobs), and stops them and closes the storage;
-    requests go to the `RequestHandler` built at
-    start-up."""
+    job-data janitor, the scheduler of periodic jobs, the lease reaper, the other nodes'
+    notifications), then stops them and closes the storage; requests go to the
+    `RequestHandler` built at start-up."""
 
     def __init__(self, settings: Settings, storage: Storage, clock: Clock = SYSTEM) -> None:
         self.settings = settings
@@ -55,9 +57,11 @@ class JobqApp:
         self.router = Router(ROUTES)
         self.openapi = orjson.dumps(openapi.document(ROUTES))
         self.handler: RequestHandler | None = None
-        #: background tasks (job-data janitor, scheduler), cancelled at shutdown before the
-        #: storage closes
+        #: tasks that run as long as the server (job-data janitor, scheduler, lease reaper,
+        #: notifications): cancelled at shutdown before the storage closes
         self.tasks: list[asyncio.Task[None]] = []
+        self._wakeups: Wakeups | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -102,30 +106,49 @@ class JobqApp:
             storage, tokens, settings.admin_keys, self.clock
         )
         instrumented: Storage = InstrumentedStorage(storage)  # type: ignore[assignment]
-        queue = JobQueue(instrumented, tokens, settings.max_count, self.clock)
+        wakeups = self._wakeups = Wakeups()
+        self._loop = asyncio.get_running_loop()
+        # pushes, updates, cancels and scheduled runs wake the claims that long-poll their
+        # project
+        waking: Storage = NotifyingStorage(instrumented, wakeups)  # type: ignore[assignment]
+        queue = JobQueue(waking, tokens, settings.max_count, self.clock)
+        timeouts = Timeouts.of_seconds(settings.worker_timeout, settings.cancel_timeout)
+        workers = Workers(instrumented, queue, self.clock, timeouts, wakeups)
         # a batch may inflate (gzip) to 4 bodies' worth, no more
         jobdata = JobData(instrumented, storage.chunk_store(), 4 * settings.max_body,
                           self.clock)
         services = Services(settings, queue, self.openapi, jobdata, AppApi(queue),
-                            Schedules(instrumented, self.clock))
+                            Schedules(waking, self.clock), workers)
         buckets = None
         if settings.rate_limit:
             buckets = TokenBuckets(settings.rate_limit, settings.rate_burst, self.clock)
         self.handler = RequestHandler(self.router, services,
                                       Principals(authenticator, self.clock), buckets)
-        self.tasks.append(asyncio.create_task(
-            jobdata.run_janitor(settings.data_janitor_seconds), name="jobdata-janitor"))
-        # one scheduler per server process: the storage lets one node fire each tick (the
-        # task's name is its own: psycopg's pool names a task "<pool>-scheduler")
-        self.tasks.append(asyncio.create_task(
-            Scheduler(instrumented, self.clock).run_forever(), name="jobq-periodic-jobs"))
+        self.tasks = [
+            asyncio.create_task(jobdata.run_janitor(settings.data_janitor_seconds),
+                                name="jobdata-janitor"),
+            # one scheduler per server process: the storage lets one node fire each tick
+            # (the task's name is its own: psycopg's pool names a task "<pool>-scheduler")
+            asyncio.create_task(Scheduler(waking, self.clock).run_forever(),
+                                name="jobq-periodic-jobs"),
+            asyncio.create_task(Reaper(instrumented, self.clock, timeouts, wakeups).run(),
+                                name="jobq-lease-reaper"),
+            asyncio.create_task(storage.watch_pending(wakeups.notify), name="jobq-notifications"),
+        ]
+
+    def drain(self) -> None:
+        """The server is about to stop: long-polling claims answer now (204) rather than
+        hold up the graceful stop. Safe to call from a signal handler or another thread."""
+        loop, wakeups = self._loop, self._wakeups
+        if loop is not None and wakeups is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeups.close)
 
     async def _stop(self) -> None:
         """Cancel the background tasks (each stops at its next await), then close."""
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
+        self.tasks = []
         await self.storage.close()
 
 

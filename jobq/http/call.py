@@ -14,6 +14,7 @@ from jobq.core.credentials import Principal
 from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 from jobq.core.schedules import Schedules
+from jobq.core.workers import Workers
 
 
 class Query:
@@ -78,6 +79,8 @@ class Services:
     #: the app API's job calls and the schedules of periodic jobs (issue 13)
     app_api: AppApi
     schedules: Schedules
+    #: workers, leases and long-polling claims (`jobq.core.workers`)
+    workers: Workers
 
 
 class Call:

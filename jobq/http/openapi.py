@@ -56,6 +56,12 @@ SPIDER_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}$"
 RECORD_KEY_PATTERN = r"^[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/[1-9][0-9]{0,17}/(0|[1-9][0-9]{0,17})$"
 MSGPACK = "application/x-msgpack"
 
+#: the intervals a worker is told when it registers and at each heartbeat (seconds)
+_INTERVALS: Schema = {
+    "heartbeat_interval": {"type": "number"}, "worker_timeout": {"type": "number"},
+    "cancel_timeout": {"type": "number"},
+}
+
 SCHEMAS: dict[str, Schema] = {
     "JobKey": {"type": "string", "pattern": JOB_KEY_PATTERN, "examples": ["53/7/81"]},
     "SpiderKey": {"type": "string", "pattern": SPIDER_KEY_PATTERN, "examples": ["53/7"]},
@@ -95,6 +101,13 @@ SCHEMAS: dict[str, Schema] = {
             "deleted_time": TIMESTAMP,
             "tags": {"description": "the job's tags (a list of strings); asked for with"
                                     " `jobmeta` by a job without tags, the stored value"},
+            # not typed: a `jobmeta` field of the same name comes first, verbatim
+            "items": {"description": "counters of a finished job with `scrapystats`, on rows"
+                                     " that read its metadata (`jobmeta`, jobsummary,"
+                                     " lastjobsummary): item_scraped_count"},
+            "pages": {"description": "response_received_count"},
+            "logs": {"description": "the sum of the log_count/LEVEL stats"},
+            "errors": {"description": "log_count/ERROR"},
         },
         "additionalProperties": True,
     },
@@ -177,6 +190,13 @@ SCHEMAS: dict[str, Schema] = {
             "running": {"type": "integer", "minimum": 0},
             "finished": {"type": "integer", "minimum": 0},
             "has_capacity": {"type": "boolean"},
+            "running_units_count": {
+                "type": "integer", "minimum": 0,
+                "description": "projects/:pid/jobsummary only: units of the running jobs"},
+            "pending_units_max": {
+                "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                "description": "projects/:pid/jobsummary only: the most units a pending job"
+                               " asks for, null when none is pending"},
         },
         "additionalProperties": True,
     },
@@ -218,7 +238,8 @@ SCHEMAS: dict[str, Schema] = {
     "StartParams": {
         "description": "start parameters, stored into the claimed job's metadata",
         "type": "object",
-        "properties": {"botgroup": NAME},
+        "properties": {"botgroup": NAME, "worker_id": {
+            "type": "string", "description": "a registered worker's id: the job gets a lease"}},
         "additionalProperties": True,
     },
     # -- job data: items, logs, requests ------------------------------------------------
@@ -302,6 +323,55 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["key"],
         "properties": {"key": ref("JobKey")},
         "additionalProperties": True,
+    },
+    # -- workers and leases (issue 10) ---------------------------------------------------
+    "WorkerInfo": {
+        "description": "what a worker says of itself when it registers",
+        "type": "object", "required": ["name"], "additionalProperties": False,
+        "properties": {
+            "name": NAME, "host": {"type": "string", "maxLength": 255},
+            "slots": {"type": "integer", "minimum": 1, "maximum": 10_000},
+            "botgroups": array(NAME), "projects": array(ID),
+            "version": {"type": "string", "maxLength": 255},
+        },
+    },
+    "Registered": {
+        "type": "object", "required": ["id", *_INTERVALS],
+        "properties": {"id": {"type": "string"}, **_INTERVALS},
+    },
+    "WorkerRow": {
+        "type": "object",
+        "required": ["id", "name", "state", "last_heartbeat", "jobs"],
+        "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "host": {"type": "string"},
+            "slots": {"type": "integer"}, "botgroups": array({"type": "string"}),
+            "projects": array({"type": "integer"}), "version": {"type": "string"},
+            "registered_time": TIMESTAMP, "last_heartbeat": TIMESTAMP,
+            "state": {"type": "string", "enum": ["active", "lost"]},
+            "lost_time": {"anyOf": [TIMESTAMP, {"type": "null"}]},
+            "jobs": array(ref("JobKey")),
+        },
+    },
+    "Heartbeat": {
+        "description": "the jobs the worker runs",
+        "type": "object", "additionalProperties": False,
+        "properties": {"jobs": array(ref("JobKey"), maxItems=10_000)},
+    },
+    "HeartbeatAnswer": {
+        "type": "object", "required": ["id", "jobs"],
+        "properties": {"id": {"type": "string"}, "jobs": array(ref("JobAnswer")),
+                       **_INTERVALS},
+    },
+    "JobAnswer": {
+        "description": "what the server wants of one job the worker runs",
+        "type": "object", "required": ["key", "action"],
+        "properties": {
+            "key": ref("JobKey"), "action": {"type": "string", "enum": ["continue", "stop"]},
+            "finish": {"type": "boolean", "description": "report the outcome (false: the job"
+                                                         " is not leased to this worker)"},
+            "reason": {"type": "string", "description": "the close_reason to finish with"},
+            "message": {"type": "string"},
+        },
     },
 }
 

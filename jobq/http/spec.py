@@ -49,8 +49,9 @@ def path(name: str, schema: Schema, description: str, parse: Callable[[str], Any
 
 
 def integer(name: str, description: str, minimum: int = 0, maximum: int = MAX_INT,
-            key: str = "") -> Param:
-    """An integer query parameter: below `minimum` is a 400, above `maximum` clamped."""
+            key: str = "", strict: bool = False) -> Param:
+    """An integer query parameter: below `minimum` is a 400, above `maximum` clamped (or
+    with `strict` a 400, and the schema says the maximum)."""
 
     def parse(text: str) -> int | None:
         if text == "":
@@ -61,10 +62,14 @@ def integer(name: str, description: str, minimum: int = 0, maximum: int = MAX_IN
             raise errors.BadRequest(f"{name}: {text!r} is not an integer") from None
         if number < minimum:
             raise errors.BadRequest(f"{name}: must be at least {minimum}")
+        if strict and number > maximum:
+            raise errors.BadRequest(f"{name}: must be at most {maximum}")
         return min(number, maximum)
 
-    return Param(name, {"type": "integer", "minimum": minimum}, description, parse=parse,
-                 key=key)
+    schema: Schema = {"type": "integer", "minimum": minimum}
+    if strict:
+        schema["maximum"] = maximum
+    return Param(name, schema, description, parse=parse, key=key)
 
 
 def text(name: str, description: str, schema: Schema | None = None, many: bool = False,

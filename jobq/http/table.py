@@ -21,15 +21,17 @@ Adding a route is one declaration here plus a handler:
 
 - Path parameters must be declared (`spec.path`, with a parse function); a query parameter
   that is not declared (nor one of the common ones: `apikey`, `format`, ...) is a 400.
-- `spec.integer` parameters arrive parsed in `call.args`; text ones are read from
-  `call.query` by the handler (`get`, `getlist`).
+- `spec.integer` parameters arrive parsed in `call.args` (past `maximum` they are clamped,
+  or with `strict=True` refused with a 400, and the OpenAPI schema gives the maximum);
+  text ones are read from `call.query` by the handler (`get`, `getlist`).
 - `spec.text(..., required=True)`: a query parameter the request must give (400 naming it
   otherwise; documented as required). `any_query=True`: query parameters not declared are
   accepted, for routes reading a form from the query (`call.query.items()`).
 - `body=`: `LINES` (JSON lines: `call.body` is the list), `VALUE` (one JSON value; with a
   requestBody saying `"required": False`, an empty body is None), `FORM` (urlencoded:
   `call.body` is the list of (name, value) pairs; multipart is a 400), `RAW` (`call.raw`,
-  the handler parses); sizes, timeouts and JSON errors are handled before the handler runs.
+  the handler parses: e.g. a body that may be empty or of several shapes); sizes, timeouts
+  and JSON errors are handled before the handler runs.
 - `access=`: `PUBLIC` (no credentials), `CALLER` (default: `call.who` is the caller; the
   queue service checks what it reaches), `JOB` (the caller must reach the job the path
   names with `pid`, `sid`, `jobno`, its first parameters: checked before the query and
@@ -50,8 +52,8 @@ Adding a route is one declaration here plus a handler:
   first, and literal segments before parameters where both could match.
 - What handlers share (a service over the storage) is a field of `jobq.http.call.Services`,
   made in `jobq.http.app.JobqApp._start`; a background task (the scheduler of periodic
-  jobs) goes into `JobqApp.tasks` there, and is cancelled at shutdown before the storage
-  closes.
+  jobs, the lease reaper) goes into `JobqApp.tasks` there, and is cancelled at shutdown
+  before the storage closes.
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from jobq.core.workers import MAX_WAIT
 from jobq.domain.jobs import State, parse_id
 from jobq.domain.records_data import Kind, parse_index
 from jobq.http import openapi, spec
-from jobq.http.endpoints import app_api, jobdata, jobq, jobs, misc, ops, schedules
+from jobq.http.endpoints import app_api, jobdata, jobq, jobs, misc, ops, schedules, workers
 from jobq.http.openapi import (
     ANY_VALUE,
     ID,
@@ -105,6 +108,9 @@ FIELD = spec.path("field", {"type": "string"}, "a metadata field", _same)
 SETTING = spec.path("name", {"type": "string"}, "a setting", _same, key="setting")
 SPIDER_NAME = spec.path("name", NAME, "a spider name", _same, key="spidername")
 BOTGROUP = spec.path("name", NAME, "a botgroup name", _same, key="botgroup")
+WORKER_ID = spec.path("worker_id", {"type": "string", "minLength": 1,
+                                     "maxLength": workers.MAX_WORKER_ID},
+                      "a worker id (from POST workers)", workers.parse_worker_id)
 JOB = [PID, SID, JOBNO]
 
 SAVEAS = spec.text("saveas", "adds Content-Disposition: attachment with this file name")
@@ -153,6 +159,8 @@ LIST_FILTERS = [
 ]
 CANCEL_COUNT = spec.integer("count", "admin: cancel up to this many pending jobs (no body then)",
                             minimum=1, key="cancel_count")
+WAIT = spec.integer("wait", "seconds to wait for a pending job before answering 204",
+                    maximum=int(MAX_WAIT), strict=True)
 CREATE = spec.text("create", "1/true/yes: give a new name the next id")
 STARTAFTER = spec.text("startafter", "accepted for compatibility, ignored")
 #: the app API names the project in its form: the query of a GET
@@ -234,6 +242,12 @@ SCHEDULE_BODY = Body(BodyKind.VALUE, value_body(ref("ScheduleFields"), "the sche
 SCHEDULE_CHANGE = Body(BodyKind.VALUE, value_body(
     ref("ScheduleFields"), "the fields to change (none: nothing changes)", required=False))
 
+HEARTBEAT_BODY = Body(BodyKind.RAW, {
+    "description": "the jobs the worker runs (an empty body: none)",
+    "required": False,
+    "content": {openapi.JSON: {"schema": ref("Heartbeat")}},
+})
+
 # -- answers ------------------------------------------------------------------------------
 
 SUMMARY_OK = {"200": ok("one line per queue", rows_content(ref("SummaryQueue")))}
@@ -304,8 +318,8 @@ ROUTES: list[Route] = [
           "Claim the next pending job", "jobq",
           {"200": json_ok("the claimed job, now running", ref("StartedJob")),
            "204": ok("no pending job")},
-          [PID], _lines(ref("StartParams"), "at most one object of start parameters",
-                        required=False)),
+          [PID, WAIT], _lines(ref("StartParams"), "at most one object of start parameters",
+                              required=False)),
     Route("POST", "/jobq/{pid}/update", jobq.update, "update", "Change states and metadata",
           "jobq", {"200": ok("one line per job changed", rows_content(ref("UpdateResult")))},
           [PID, *OUTPUT], _lines(ref("JobUpdate"), "one update a line")),
@@ -471,6 +485,19 @@ ROUTES: list[Route] = [
     Route("POST", "/schedules/{pid}/{id}/run", schedules.run_now, "run_schedule",
           "Push the schedule's job now", "schedules", JOBID_OK, SCHEDULE,
           error_shape=app_api.ERRORS),
+    # workers and leases (issue 10): admin keys, or the key that registered the worker
+    Route("POST", "/workers", workers.register, "register_worker", "Register a worker",
+          "workers", {"200": json_ok("its id and the heartbeat interval", ref("Registered"))},
+          body=_value(ref("WorkerInfo"), "the worker", "body")),
+    Route("GET", "/workers", workers.list_workers, "list_workers",
+          "The registered workers and their jobs (admin)", "workers",
+          {"200": json_ok("the workers", array(ref("WorkerRow")))}, access=Access.ADMIN),
+    Route("POST", "/workers/{worker_id}/heartbeat", workers.heartbeat, "heartbeat",
+          "Renew the leases of the jobs the worker runs", "workers",
+          {"200": json_ok("what the server wants of each job", ref("HeartbeatAnswer"))},
+          [WORKER_ID], HEARTBEAT_BODY),
+    Route("DELETE", "/workers/{worker_id}", workers.unregister, "unregister_worker",
+          "Forget a worker that runs no job", "workers", DONE, [WORKER_ID]),
     # operations: no credentials
     Route("GET", "/system/ts", misc.system_ts, "system_ts",
           "The server time (ms since the epoch)", "server",

@@ -10,10 +10,11 @@ applies the same ones.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobq.domain.jobs import JobKey, State
+from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
     JobRecord,
@@ -26,6 +27,10 @@ from jobq.domain.records import (
 )
 from jobq.domain.schedules import Schedule, ScheduleSpec
 from jobq.storage.chunks import ChunkStore
+
+#: largest `units` a job's metadata counts with in `units_in_use` (past it, or not an
+#: integer: 1)
+UNITS_CAP = 1_000_000_000
 
 
 class Storage(abc.ABC):
@@ -207,6 +212,7 @@ class Storage(abc.ABC):
     def chunk_store(self) -> ChunkStore:
         """The store of what jobs produce, in this database (see `jobq.storage.chunks`)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no job data")
+
     # -- app API and periodic jobs (issue 13) ---------------------------------------------
 
     @abc.abstractmethod
@@ -284,3 +290,75 @@ class Storage(abc.ABC):
         self, schedule_id: int, limit: int
     ) -> list[tuple[int, int, str | None, str]]:
         """The newest recorded ticks of a schedule: (tick, fired at, job key, outcome)."""
+    # -- workers and leases (issue 10; rules in jobq.domain.leases) -------------------------
+
+    @abc.abstractmethod
+    async def register_worker(self, worker: Worker) -> None:
+        """Store a new worker (its id is new)."""
+
+    @abc.abstractmethod
+    async def unregister_worker(self, worker_id: str) -> bool:
+        """Forget a worker; False when unknown. Raises `Conflict` while it holds leases
+        of running jobs (they must be finished first)."""
+
+    @abc.abstractmethod
+    async def get_worker(self, worker_id: str) -> Worker | None:
+        """A worker with the jobs it holds leases on."""
+
+    @abc.abstractmethod
+    async def list_workers(self) -> list[Worker]:
+        """Every registered worker with the jobs it holds leases on."""
+
+    @abc.abstractmethod
+    async def heartbeat(
+        self, worker_id: str, keys: Sequence[JobKey], now_ms: int, timeouts: Timeouts
+    ) -> list[JobAnswer] | None:
+        """Renew the worker (a lost one comes back) and the leases it holds on `keys`,
+        record the stops the answers ask for, and answer each key
+        (`leases.heartbeat_job`). None when the worker is not registered. Never changes
+        a lease of another worker."""
+
+    @abc.abstractmethod
+    async def start_leased_job(
+        self, project: int, request: StartRequest, actor: str, lease: NewLease
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        """`start_job` by a registered worker: the claimed job gets `lease`, in the same
+        transaction. Raises `NotFound` for an unknown worker, `Conflict` for a lost one."""
+
+    @abc.abstractmethod
+    async def reaper_tick(self, now_ms: int, gap_ms: int, timeouts: Timeouts) -> bool:
+        """Record a reaper tick; when the last tick of any node is older than `gap_ms`,
+        first give every worker and lease a whole worker timeout (True then). Marks the
+        workers whose heartbeat expired as lost."""
+
+    @abc.abstractmethod
+    async def due_leases(self, now_ms: int, limit: int) -> list[Lease]:
+        """Leases that `leases.due` may act on at `now_ms` (expired, past a stop deadline
+        or past the run time), oldest deadline first."""
+
+    @abc.abstractmethod
+    async def expire_lease(self, lease: Lease, policy: LostPolicy, now_ms: int) -> str | None:
+        """Act on an expired lease or stop, in one transaction that first takes the
+        lease only if it is still due (so of many nodes one does it): finish the job
+        (`lost` or the stop's expiry reason) or requeue it. The close_reason set (or
+        "requeued"); None when the lease was no longer due, or its job no longer running."""
+
+    @abc.abstractmethod
+    async def request_stop(self, lease: Lease, stop: Stop, now_ms: int) -> bool:
+        """Record a time-limit stop on a lease past its run time, unless a stop is
+        already recorded. False when nothing changed."""
+
+    async def watch_pending(self, notify: Callable[[int], None]) -> None:
+        """Call `notify(project)` whenever another server process makes a job of that
+        project pending, until cancelled. One process owns an SQLite file, so there is
+        nothing to watch there: this returns at once."""
+        return None
+
+    # -- units of a project (fidelity with the hosted jobsummary) ---------------------------
+
+    @abc.abstractmethod
+    async def units_in_use(self, project: int) -> tuple[int, int | None]:
+        """The units of the project's running jobs, summed, and the most units of one of
+        its pending jobs (None when none is pending). A job's units are its metadata's
+        `units` when an integer from 1 to `UNITS_CAP`, else 1 (clients may overwrite
+        the field with anything)."""

@@ -104,6 +104,7 @@ from jobq import errors
 from jobq.domain import jobs
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
+from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
     JobRecord,
@@ -119,9 +120,10 @@ from jobq.storage import _pg_read as read
 from jobq.storage import _pg_schedules as sched
 from jobq.storage import _pg_schema
 from jobq.storage import _pg_tx as tx
+from jobq.storage import _pg_workers as pg_workers
 from jobq.storage._pg_batch import GroupCommit, Op
 from jobq.storage._pg_sql import Q
-from jobq.storage.base import Storage
+from jobq.storage.base import UNITS_CAP, Storage
 from jobq.storage.chunks import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -835,3 +837,62 @@ class PostgresStorage(Storage):
     ) -> list[tuple[int, int, str | None, str]]:
         rows = await self._fetchall(sched.TICKS, {"id": schedule_id, "limit": limit})
         return [(int(a), int(b), c, str(d)) for a, b, c, d in rows]
+    # -- workers and leases (issue 10) ------------------------------------------------------
+
+    async def register_worker(self, worker: Worker) -> None:
+        await self._run(functools.partial(pg_workers.register, worker=worker), retry=False)
+
+    async def unregister_worker(self, worker_id: str) -> bool:
+        return await self._run(functools.partial(pg_workers.unregister, worker_id=worker_id))
+
+    async def get_worker(self, worker_id: str) -> Worker | None:
+        return await self._read(functools.partial(pg_workers.get_worker, worker_id=worker_id))
+
+    async def list_workers(self) -> list[Worker]:
+        return await self._read(pg_workers.list_workers)
+
+    async def heartbeat(
+        self, worker_id: str, keys: Sequence[JobKey], now_ms: int, timeouts: Timeouts
+    ) -> list[JobAnswer] | None:
+        return await self._run(functools.partial(
+            pg_workers.heartbeat, worker_id=worker_id, keys=keys, now_ms=now_ms,
+            timeouts=timeouts))
+
+    async def start_leased_job(
+        self, project: int, request: StartRequest, actor: str, lease: NewLease
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        claim: Callable[[tx.Tx], Awaitable[Any]] = functools.partial(
+            pg_workers.start_leased_job, request=request, actor=actor, lease=lease)
+        claimed: tuple[JobKey, dict[str, Any]] | None = await self._write(
+            project, claim, ensure_project=False, claims=True, late=True)
+        return claimed
+
+    async def reaper_tick(self, now_ms: int, gap_ms: int, timeouts: Timeouts) -> bool:
+        return await self._run(functools.partial(
+            pg_workers.reaper_tick, now_ms=now_ms, gap_ms=gap_ms, timeouts=timeouts))
+
+    async def due_leases(self, now_ms: int, limit: int) -> list[Lease]:
+        return await self._read(functools.partial(pg_workers.due_leases, now_ms=now_ms,
+                                                  limit=limit))
+
+    async def expire_lease(self, lease: Lease, policy: LostPolicy, now_ms: int) -> str | None:
+        return await self._write(
+            lease.key.project,
+            functools.partial(pg_workers.expire_lease, lease=lease, policy=policy,
+                              now_ms=now_ms),
+            ensure_project=False,
+        )
+
+    async def request_stop(self, lease: Lease, stop: Stop, now_ms: int) -> bool:
+        params = pg_workers.time_limit_params(lease, stop, now_ms)
+        return await self._execute(pg_workers.W.time_limit_stop, params) > 0
+
+    async def watch_pending(self, notify: Callable[[int], None]) -> None:
+        await pg_workers.watch_pending(self.url, self._connect_kwargs(), notify)
+
+    # -- units of a project (fidelity with the hosted jobsummary) ---------------------------
+
+    async def units_in_use(self, project: int) -> tuple[int, int | None]:
+        row = await self._fetchone(Q.units_in_use, {"project": project, "cap": UNITS_CAP})
+        assert row is not None
+        return int(row[0]), None if row[1] is None else int(row[1])

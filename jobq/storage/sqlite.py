@@ -33,6 +33,7 @@ import orjson
 from jobq import errors
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
+from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
     JobRecord,
@@ -47,8 +48,9 @@ from jobq.domain.schedules import Schedule, ScheduleSpec
 from jobq.storage import _sqlite_read as read
 from jobq.storage import _sqlite_schedules as sched
 from jobq.storage import _sqlite_tx as tx
+from jobq.storage import _sqlite_workers as workers
 from jobq.storage._sqlite_writer import GroupCommitWriter, translate
-from jobq.storage.base import Storage
+from jobq.storage.base import UNITS_CAP, Storage
 from jobq.storage.chunks import ChunkStore
 
 T = TypeVar("T")
@@ -524,6 +526,69 @@ class SqliteStorage(Storage):
         rows = await self._read(functools.partial(sched.ticks, schedule_id=schedule_id,
                                                   limit=limit))
         return [(int(a), int(b), c, str(d)) for a, b, c, d in rows]
+
+
+    # -- workers and leases (issue 10) ------------------------------------------------------
+
+    async def register_worker(self, worker: Worker) -> None:
+        await self._write(functools.partial(workers.register, worker=worker))
+
+    async def unregister_worker(self, worker_id: str) -> bool:
+        return await self._write(functools.partial(workers.unregister, worker_id=worker_id))
+
+    async def get_worker(self, worker_id: str) -> Worker | None:
+        return await self._read(functools.partial(workers.get_worker, worker_id=worker_id))
+
+    async def list_workers(self) -> list[Worker]:
+        return await self._read(workers.list_workers)
+
+    async def heartbeat(
+        self, worker_id: str, keys: Sequence[JobKey], now_ms: int, timeouts: Timeouts
+    ) -> list[JobAnswer] | None:
+        return await self._write(functools.partial(
+            workers.heartbeat, worker_id=worker_id, keys=keys, now_ms=now_ms, timeouts=timeouts))
+
+    async def start_leased_job(
+        self, project: int, request: StartRequest, actor: str, lease: NewLease
+    ) -> tuple[JobKey, dict[str, Any]] | None:
+        return await self._write(functools.partial(
+            workers.start_leased_job, project=project, request=request, actor=actor,
+            lease=lease, now_ms=self._now_ms()))
+
+    async def reaper_tick(self, now_ms: int, gap_ms: int, timeouts: Timeouts) -> bool:
+        return await self._write(functools.partial(
+            workers.reaper_tick, now_ms=now_ms, gap_ms=gap_ms, timeouts=timeouts))
+
+    async def due_leases(self, now_ms: int, limit: int) -> list[Lease]:
+        return await self._read(functools.partial(workers.due_leases, now_ms=now_ms,
+                                                  limit=limit))
+
+    async def expire_lease(self, lease: Lease, policy: LostPolicy, now_ms: int) -> str | None:
+        return await self._write(functools.partial(
+            workers.expire_lease, lease=lease, policy=policy, now_ms=now_ms))
+
+    async def request_stop(self, lease: Lease, stop: Stop, now_ms: int) -> bool:
+        return await self._write(functools.partial(
+            workers.request_stop, lease=lease, stop=stop, now_ms=now_ms))
+
+    # -- units of a project (fidelity with the hosted jobsummary) ---------------------------
+
+    async def units_in_use(self, project: int) -> tuple[int, int | None]:
+        def read(conn: sqlite3.Connection) -> tuple[int, int | None]:
+            units = (
+                "CASE WHEN json_type(meta, '$.units') = 'integer'"
+                " AND json_extract(meta, '$.units') BETWEEN 1 AND ? "
+                " THEN json_extract(meta, '$.units') ELSE 1 END"
+            )
+            running, pending = conn.execute(
+                f"SELECT (SELECT COALESCE(SUM({units}), 0) FROM jobs"
+                "         WHERE project_id = ? AND state = 1),"
+                f"       (SELECT MAX({units}) FROM jobs WHERE project_id = ? AND state = 0)",
+                (UNITS_CAP, project, UNITS_CAP, project),
+            ).fetchone()
+            return int(running), None if pending is None else int(pending)
+
+        return await self._read(read)
 
 
 # -- start-up checks and file modes --------------------------------------------------------

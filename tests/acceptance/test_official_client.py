@@ -427,13 +427,17 @@ def test_settings(proj: HsProject, hs: HubstorageClient) -> None:
 
 def test_project_jobsummary(proj: HsProject, hs: HubstorageClient, project: int) -> None:
     push_finished(proj, "s", 1)
+    proj.jobq.push("s", units=3)
     proj.jobq.push("s")
-    proj.jobq.push("s", state="running")
+    proj.jobq.push("s", state="running", units=2)
     summary = proj.jobsummary()
-    assert summary == {"project": project, "pending": 1, "running": 1, "finished": 1,
-                       "has_capacity": True}
+    # as hosted: this one adds the units of the running jobs and the most units of a
+    # pending job; the rows of jobsummaries do not
+    counts = {"project": project, "pending": 2, "running": 1, "finished": 1,
+              "has_capacity": True}
+    assert summary == {**counts, "running_units_count": 2, "pending_units_max": 3}
     every = hs.projects.jobsummaries()
-    assert [s for s in every if s["project"] == project] == [summary]
+    assert [s for s in every if s["project"] == project] == [counts]
 
 
 def test_lastjobsummary(proj: HsProject) -> None:

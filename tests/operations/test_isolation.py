@@ -19,11 +19,14 @@ OPEN = {"/system/ts", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 FILTERED = {"/projects/jobsummaries", "/api/scrapyd/listprojects.json", "/api/v2/users/me"}
 #: routes outside any project: admin keys only
 ADMIN_ONLY = {"/botgroups/{name}/max_running", "/botgroups/{name}"}
+#: workers: admin keys, or the key that registered the worker (here the admin key)
+ADMIN_ONLY |= {"/workers", "/workers/{worker_id}/heartbeat", "/workers/{worker_id}"}
 
 
 #: remove what they name: walked last, so that every other call still finds its job and
-#: its schedule
-LAST = {("DELETE", "/jobs/{pid}/{sid}/{jobno}"), ("DELETE", "/schedules/{pid}/{id}")}
+#: its schedule and its worker
+LAST = {("DELETE", "/jobs/{pid}/{sid}/{jobno}"), ("DELETE", "/schedules/{pid}/{id}"),
+        ("DELETE", "/workers/{worker_id}")}
 #: what jobs produce: only a running job takes records (or any job, from an admin)
 DATA = ("/items/", "/logs/", "/requests/")
 
@@ -60,6 +63,10 @@ def _body(path: str, key: str) -> bytes:
         return orjson.dumps({"key": key, "note": 1})
     if path.endswith("/max_running"):
         return b"3"
+    if path == "/workers":  # for the project of `key`: only its own key may register there
+        return orjson.dumps({"name": "w2", "projects": [int(key.split("/")[0])]})
+    if path.endswith("/heartbeat"):
+        return b'{"jobs": []}'
     if path.endswith("/tags"):
         return b'{"add": ["t1"]}'
     if path.startswith("/api/"):  # a form; each route runs its own spider (no duplicate)
@@ -90,6 +97,7 @@ def world(server: Server) -> dict[str, tuple[str, str]]:
                                content=b'{"g1":"v"}').status_code == 200
         started = client.post(f"/jobq/{A}/startjob").json()
         assert started["key"] == f"{A}/1/1"
+        worker = client.post("/workers", json={"name": "w", "projects": [A]}).json()["id"]
     project_key = subprocess.run(
         [*jobq_command(), "keys", "create", "--project", str(A), "--db", server.db],
         check=True, capture_output=True, text=True,
@@ -98,6 +106,7 @@ def world(server: Server) -> dict[str, tuple[str, str]]:
         "admin": (server.admin_key, ""),
         "project": (project_key, ""),
         "job": (started["key"], started["auth"]),
+        "worker": (worker, ""),
     }
 
 
@@ -130,7 +139,8 @@ def test_every_route_with_every_credential(
     a 400 or 404), 403 when not, 401 without credentials."""
     failures = []
     ids = schedule_ids
-    for method, path, allowed in CALLS:
+    for method, route, allowed in CALLS:
+        path = route.replace("{worker_id}", world["worker"][0])
         expectations = [
             ("none", None, _url(path, B, schedules=ids), f"{B}/1/1",
              200 if path in OPEN else 401),
@@ -140,7 +150,7 @@ def test_every_route_with_every_credential(
              allowed if path in OPEN | FILTERED else 403),
             ("admin on B", world["admin"], _url(path, B, schedules=ids), f"{B}/1/1", allowed),
         ]
-        if path not in ADMIN_ONLY:
+        if route not in ADMIN_ONLY:
             # job 3, not the token's job 1: removing it must not end the token early; but
             # job data takes the running job 1 (which no call removes before the end)
             job = 1 if path.startswith(DATA) else 3

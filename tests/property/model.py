@@ -157,7 +157,6 @@ class Model:
             meta = {k: v for k, v in line.items() if k not in ("state", "unique")}
             meta.setdefault("priority", 2)
             meta.setdefault("units", 1)
-            meta["scheduled_by"] = actor
             job = Job(pid, sid, number, line["spider"], state, meta["priority"], unique, meta)
             self._enter(job, state, actor)
             proj.jobs[job.key] = job

@@ -11,7 +11,7 @@ from jobq import errors
 from jobq.domain import filters, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobUpdate, ListQuery, NewJob, StartRequest
-from jobq.storage.base import Storage
+from jobq.storage.base import UNITS_CAP, Storage
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +56,21 @@ async def test_pushed_metadata_has_the_server_fields(storage: Storage) -> None:
     assert meta["project"] == P and meta["spider"] == "a" and meta["state"] == "pending"
     assert meta["scheduled_by"] == "tester" and meta["priority"] == 2 and meta["tags"] == ["t1"]
     assert isinstance(meta["pending_time"], int)
+
+
+async def test_a_pushed_job_names_its_actor_only_for_the_state_it_enters(
+    storage: Storage
+) -> None:
+    """As the hosted service records it: `started_by` alone for a job pushed running (no
+    `scheduled_by`, no `pending_time`), `completed_by` alone for one pushed finished."""
+    running, finished = await push(storage, new("a", State.RUNNING), new("a", State.FINISHED))
+    actors = ("scheduled_by", "started_by", "completed_by")
+    for key, actor, time_field in ((running, "started_by", "running_time"),
+                                   (finished, "completed_by", "finished_time")):
+        meta = await storage.get_job_meta(key)
+        assert meta is not None
+        assert [a for a in actors if a in meta] == [actor] and meta[actor] == "tester"
+        assert time_field in meta and "pending_time" not in meta
 
 
 async def test_unique_refuses_a_second_active_job(storage: Storage) -> None:
@@ -371,3 +386,24 @@ async def test_spider_filters_read_alike_as_branches_and_as_one_set(storage: Sto
         for query in (ListQuery(states=states, spiders=ids, count=None),
                       ListQuery(states=states, spiders=ids, count=None, startts=1)):
             assert await storage.count_jobs(P, query) == len(wanted)
+
+
+async def test_units_in_use_reads_units_alike_whatever_a_client_stored(
+    storage: Storage
+) -> None:
+    """Running units summed, the most units of a pending job; `units` that is not an
+    integer from 1 to UNITS_CAP (a client may overwrite it with anything) counts 1."""
+    assert await storage.units_in_use(P) == (0, None)
+    running = await push(storage, new("a", State.RUNNING), new("a", State.RUNNING),
+                         new("a", State.RUNNING))
+    pending = await push(storage, new("b"), new("b"))
+    await push(storage, new("c", State.FINISHED))
+    odd: list[Any] = [2.0, "5", None, [2], {"n": 2}, True, -2, 0, UNITS_CAP + 1]
+    for value in odd:
+        await storage.set_job_meta(running[0], {"units": value})
+        assert await storage.units_in_use(P) == (3, 1), value
+    await storage.set_job_meta(running[1], {"units": 7})
+    await storage.set_job_meta(running[2], {"units": UNITS_CAP})
+    await storage.set_job_meta(pending[1], {"units": 4})
+    assert await storage.units_in_use(P) == (1 + 7 + UNITS_CAP, 4)
+    assert await storage.units_in_use(P + 1) == (0, None)

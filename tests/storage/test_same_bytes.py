@@ -39,7 +39,9 @@ async def _session(url: str) -> list[bytes]:
         started.pop("auth")
         out.append(started)
         out.append(await queue.update(ADMIN, P, [{"key": "53/2/1", "state": "finished",
-                                                  "items": 7}]))
+                                                  "items": 7, "scrapystats": {
+                                                      "item_scraped_count": 7,
+                                                      "log_count/INFO": 3}}]))
         out.append(await queue.update(ADMIN, P, [{"key": "53/1", "note": "all"}]))
         out.append(await queue.cancel(ADMIN, P, [{"key": "53/1/1"}], None))
         for states in ((State.FINISHED,), (State.PENDING, State.RUNNING, State.FINISHED)):
@@ -52,6 +54,7 @@ async def _session(url: str) -> list[bytes]:
         for key in (JobKey(P, 1, 1), JobKey(P, 1, 2), JobKey(P, 2, 1)):
             out.append(await queue.job_meta(ADMIN, key))
         out.append(await queue.project_summary(P))
+        out.append(await queue.project_jobsummary(P))
     finally:
         await storage.close()
     return [_TIMES.sub(rb"\1T", orjson.dumps(item)) for item in out]

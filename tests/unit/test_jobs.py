@@ -7,8 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobq import errors
+from jobq.core.queue import render_row
 from jobq.domain import jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
+from jobq.domain.records import JobRecord
 
 P, R, F, D = State.PENDING, State.RUNNING, State.FINISHED, State.DELETED
 
@@ -75,7 +77,8 @@ def test_states_parse_by_label_only() -> None:
 def test_new_job_metadata_keeps_client_fields_but_not_server_ones() -> None:
     meta = jobs.stamp_new({"x": 1, "state": "finished", "project": 9, "auth": "t"}, 53, "s",
                           R, 1000, "alice")
-    assert meta == {"x": 1, "project": 53, "spider": "s", "scheduled_by": "alice",
+    # pushed as running: the actor is `started_by` only (no `scheduled_by`), as hosted
+    assert meta == {"x": 1, "project": 53, "spider": "s",
                     "state": "running", "running_time": 1000, "started_by": "alice"}
 
 
@@ -96,3 +99,40 @@ def test_cancel_finishes_pending_and_flags_running() -> None:
     assert running == {"cancel_requested_time": 7, "cancelled_by": "bob"}
     assert jobs.cancel(running, R, 9, "eve") is None and running["cancel_requested_time"] == 7
     assert jobs.cancel({}, F, 5, "bob") is None
+
+
+# -- outcome counters (issue 10, item 5) -------------------------------------------------
+
+STATS = {"item_scraped_count": 12, "response_received_count": 30, "log_count/INFO": 40,
+         "log_count/WARNING": 3, "log_count/ERROR": 2, "finish_reason": "finished",
+         "memusage/max": 123456}
+
+
+def test_outcome_counters_come_from_scrapystats() -> None:
+    assert jobs.outcome_counters({"scrapystats": STATS}) == {
+        "items": 12, "pages": 30, "logs": 45, "errors": 2}
+    # a stat missing or not an integer counts 0; no scrapystats: no counters
+    odd = {"item_scraped_count": "12", "log_count/INFO": True, "log_count/DEBUG": 4}
+    assert jobs.outcome_counters({"scrapystats": odd}) == {
+        "items": 0, "pages": 0, "logs": 4, "errors": 0}
+    assert jobs.outcome_counters({"scrapystats": [1]}) is None
+    assert jobs.outcome_counters({"items": 3}) is None
+
+
+def _record(state: State, meta: dict[str, object] | None) -> JobRecord:
+    return JobRecord(JobKey(53, 1, 7), "s", state, 5 << jobs.POSITION_SHIFT,
+                     {state: 5 << jobs.POSITION_SHIFT}, None, meta)
+
+
+def test_rows_of_finished_jobs_whose_metadata_was_read_show_the_counters() -> None:
+    meta = {"scrapystats": STATS, "close_reason": "finished", "items": "mine"}
+    counters = {"items": 12, "pages": 30, "logs": 45, "errors": 2}
+    last = render_row(_record(F, meta), 10_000, None)  # lastjobsummary reads the metadata
+    assert {k: last[k] for k in counters} == counters
+    asked = render_row(_record(F, meta), 10_000, ("close_reason", "items"))
+    # a field asked for by name comes first, verbatim
+    assert asked["close_reason"] == "finished" and asked["items"] == "mine"
+    assert (asked["pages"], asked["logs"], asked["errors"]) == (30, 45, 2)
+    # not finished, or the metadata not read (a plain list): no counters
+    assert "pages" not in render_row(_record(R, meta), 10_000, ("close_reason",))
+    assert "pages" not in render_row(_record(F, None), 10_000, None)

@@ -41,10 +41,14 @@ async def push(call: Call) -> Reply:
 
 
 async def startjob(call: Call) -> Reply:
+    """Also with `worker_id` in the start parameters (the job gets a lease) and `?wait=S`
+    (wait up to S seconds for a job before answering 204): see `jobq.core.workers`."""
     lines = call.body
     if len(lines) > 1:
         raise errors.BadRequest("body: expected at most one JSON object of start parameters")
-    job = await call.queue.start(call.who, call.args["pid"], lines[0] if lines else {})
+    wait = call.args.get("wait") or 0
+    job = await call.services.workers.start(call.who, call.args["pid"],
+                                            lines[0] if lines else {}, float(wait))
     if job is None:
         return Reply(status=204)
     return responses.json_response(job)

@@ -53,7 +53,7 @@ async def delete_setting(call: Call) -> Reply:
 async def project_jobsummary(call: Call) -> Reply:
     project = call.args["pid"]
     call.who.check_project(project)
-    return responses.value_response(call, await call.queue.project_summary(project))
+    return responses.value_response(call, await call.queue.project_jobsummary(project))
 
 
 async def project_jobsummaries(call: Call) -> Reply:

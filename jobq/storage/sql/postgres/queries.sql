@@ -299,3 +299,21 @@ INSERT INTO secrets (name, value) VALUES (%(name)s, %(value)s) ON CONFLICT DO NO
 
 -- name: secret
 SELECT value FROM secrets WHERE name = %(name)s;
+
+-- name: units_in_use
+-- The units of the running jobs, summed, and the most units of a pending job: a job's
+-- `units` metadata when an integer from 1 to %(cap)s, else 1 (as SQLite's json_type
+-- 'integer' reads it). CASE, not AND, so that the cast never sees a non-number.
+WITH active AS (
+    SELECT state, meta::jsonb -> 'units' AS units FROM jobs
+    WHERE project_id = %(project)s AND state IN (0, 1)
+), counted AS (
+    SELECT state,
+        CASE WHEN jsonb_typeof(units) = 'number' AND units::text ~ '^[1-9][0-9]{0,9}$'
+             THEN CASE WHEN units::text::bigint <= %(cap)s THEN units::text::bigint ELSE 1 END
+             ELSE 1 END AS u
+    FROM active
+)
+SELECT COALESCE(SUM(u) FILTER (WHERE state = 1), 0)::bigint,
+       MAX(u) FILTER (WHERE state = 0)
+FROM counted;

@@ -1,0 +1,277 @@
+"""Workers and leases: the rules that keep jobs from running forever.
+
+A registered worker claims jobs with `startjob` and its worker id; each such job holds a
+*lease* that the worker's heartbeats renew. Pure functions only: every time is an
+argument (from a `jobq.domain.clock.Clock` in the caller), so the rules are tested by
+moving a `ManualClock`, and both backends apply the same ones.
+
+- A lease expires `worker_timeout` after the last heartbeat that renewed it. The reaper
+  then finishes the job (`close_reason: lost`), or puts it back to pending when the
+  project's `requeue_lost` setting is true and the job has been retried fewer than
+  `max_retries` times.
+- A stop asked of the worker (a cancel, or the project's `max_runtime` reached) carries
+  a deadline; a job still running then is finished by the reaper with the stop's
+  expiry reason (`cancel_timeout`, `cancelled (time limit)`).
+- The heartbeat answers, per job, what the server wants: continue, or stop (with the
+  close_reason the worker should report), or stop without reporting (the job is not
+  leased to this worker any more).
+- When nobody reaped for a while (the database was out of reach, or no server ran),
+  every lease gets a whole `worker_timeout` again before any is declared lost: workers
+  could not heartbeat either.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from jobq.domain import changes
+from jobq.domain.jobs import JobKey, State
+
+#: default seconds without a heartbeat before a worker and its jobs are lost
+WORKER_TIMEOUT = 60.0
+#: default seconds a cancelled job may keep running before `cancel_timeout`
+CANCEL_TIMEOUT = 300.0
+#: how often a worker should heartbeat, as a fraction of the worker timeout
+HEARTBEAT_FRACTION = 1 / 3
+#: retries of a lost job when `requeue_lost` is on and `max_retries` is not set
+MAX_RETRIES_DEFAULT = 3
+
+LOST = "lost"
+CANCELLED = "cancelled"
+CANCEL_TIMEOUT_REASON = "cancel_timeout"
+TIME_LIMIT_REASON = "cancelled (time limit)"
+#: metadata field counting how often a lost job was put back to pending
+RETRIES_FIELD = "retries"
+#: the actor of the reaper's state changes (`completed_by`, ...)
+REAPER = "jobq"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What a worker says of itself when it registers."""
+
+    name: str
+    host: str
+    slots: int
+    botgroups: tuple[str, ...]
+    projects: tuple[int, ...]
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    worker_id: str
+    info: WorkerInfo
+    owner: str
+    registered_ms: int
+    last_heartbeat_ms: int
+    expires_ms: int
+    lost_ms: int | None
+    jobs: tuple[JobKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewLease:
+    """The lease a leased claim creates."""
+
+    worker_id: str
+    lease_id: str
+    claimed_ms: int
+    expires_ms: int
+    runtime_deadline_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    key: JobKey
+    worker_id: str
+    lease_id: str
+    claimed_ms: int
+    expires_ms: int
+    runtime_deadline_ms: int | None = None
+    stop_reason: str | None = None
+    stop_deadline_ms: int | None = None
+    expiry_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A stop asked of a worker: what it should report, until when, and the close_reason
+    the server sets when the job is still running after the deadline."""
+
+    reason: str
+    deadline_ms: int
+    expiry_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    worker_ms: int
+    cancel_ms: int
+
+    @classmethod
+    def of_seconds(cls, worker: float, cancel: float) -> Timeouts:
+        return cls(round(worker * 1000), round(cancel * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class LostPolicy:
+    """A project's settings for lost jobs and run time."""
+
+    requeue: bool = False
+    max_retries: int = MAX_RETRIES_DEFAULT
+    max_runtime_ms: int | None = None
+
+
+def policy_of(settings: dict[str, Any]) -> LostPolicy:
+    """The lease settings of a project (bad values are ignored: settings are free-form)."""
+    requeue = settings.get("requeue_lost") is True
+    raw_retries = settings.get("max_retries")
+    retries = _count(raw_retries) if _is_count(raw_retries) else MAX_RETRIES_DEFAULT
+    runtime = settings.get("max_runtime")
+    runtime_ms = None
+    if isinstance(runtime, int | float) and not isinstance(runtime, bool) and runtime > 0:
+        runtime_ms = round(runtime * 1000)
+    return LostPolicy(requeue, retries, runtime_ms)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _count(value: Any) -> int:
+    """A stored counter, 0 when absent or not a count."""
+    return int(value) if _is_count(value) else 0
+
+
+def new_lease(
+    worker_id: str, lease_id: str, now_ms: int, timeouts: Timeouts, policy: LostPolicy
+) -> NewLease:
+    runtime = None if policy.max_runtime_ms is None else now_ms + policy.max_runtime_ms
+    return NewLease(worker_id, lease_id, now_ms, now_ms + timeouts.worker_ms, runtime)
+
+
+def worker_expiry(now_ms: int, timeouts: Timeouts) -> int:
+    """When a worker (and the leases a heartbeat renews) expires if it heartbeats now."""
+    return now_ms + timeouts.worker_ms
+
+
+def heartbeat_interval(timeouts: Timeouts) -> float:
+    """Seconds a worker should wait between heartbeats."""
+    return timeouts.worker_ms * HEARTBEAT_FRACTION / 1000
+
+
+class Due(enum.Enum):
+    """What the reaper must do with a lease."""
+
+    #: the worker stopped heartbeating: finish (lost) or requeue the job
+    EXPIRED = "expired"
+    #: a stop's deadline passed: finish the job with the stop's expiry reason
+    STOP_EXPIRED = "stop_expired"
+    #: the project's max_runtime passed: ask the worker to stop
+    TIME_LIMIT = "time_limit"
+
+
+def due(lease: Lease, now_ms: int) -> Due | None:
+    """The reaper's action on `lease` at `now_ms`, or None. A lost worker comes first:
+    its job is lost whatever else was asked of it."""
+    if lease.expires_ms <= now_ms:
+        return Due.EXPIRED
+    if lease.stop_deadline_ms is not None and lease.stop_deadline_ms <= now_ms:
+        return Due.STOP_EXPIRED
+    if (lease.stop_deadline_ms is None and lease.runtime_deadline_ms is not None
+            and lease.runtime_deadline_ms <= now_ms):
+        return Due.TIME_LIMIT
+    return None
+
+
+def time_limit_stop(now_ms: int, timeouts: Timeouts) -> Stop:
+    return Stop(TIME_LIMIT_REASON, now_ms + timeouts.cancel_ms, TIME_LIMIT_REASON)
+
+
+def cancel_stop(cancel_requested_ms: int, timeouts: Timeouts) -> Stop:
+    """A cancel of a running job: the hosted service gives the runner `cancel_timeout`."""
+    return Stop(CANCELLED, cancel_requested_ms + timeouts.cancel_ms, CANCEL_TIMEOUT_REASON)
+
+
+class LostOutcome(enum.Enum):
+    REQUEUE = "requeue"
+    FINISH = "finish"
+
+
+def lost_outcome(policy: LostPolicy, meta: dict[str, Any]) -> LostOutcome:
+    """Requeue a lost job while the project asks for it and retries remain."""
+    if policy.requeue and _count(meta.get(RETRIES_FIELD)) < policy.max_retries:
+        return LostOutcome.REQUEUE
+    return LostOutcome.FINISH
+
+
+def requeued_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a lost job going back to pending: one more retry, and no trace of
+    the lost run's claim or stop (the next claim records its own)."""
+    out = {k: v for k, v in meta.items() if k not in _RUN_FIELDS}
+    out[RETRIES_FIELD] = _count(meta.get(RETRIES_FIELD)) + 1
+    return out
+
+
+_RUN_FIELDS = frozenset({"cancel_requested_time", "cancelled_by", "worker_id"})
+
+
+def requeued(meta: dict[str, Any], take: changes.Take) -> changes.Change:
+    """A lost job's change back to pending, at the next position (`take`)."""
+    return changes.Change(requeued_meta(meta), State.PENDING, take())
+
+
+def needs_grace(last_tick_ms: int, now_ms: int, gap_ms: int) -> bool:
+    """Nobody reaped for longer than `gap_ms`: the database was out of reach or no server
+    ran, so no worker could heartbeat either."""
+    return now_ms - last_tick_ms > gap_ms
+
+
+class Action(enum.Enum):
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class JobAnswer:
+    """The heartbeat's answer for one job."""
+
+    key: JobKey
+    action: Action
+    #: the close_reason the worker should finish the job with (None: do not finish it,
+    #: it is not yours any more)
+    reason: str | None = None
+    message: str | None = None
+
+    def render(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": str(self.key), "action": self.action.value}
+        if self.action is Action.STOP:
+            out["finish"] = self.reason is not None
+            out["reason"] = self.reason if self.reason is not None else "not_leased"
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+def heartbeat_job(
+    key: JobKey, lease: Lease | None, worker_id: str, running: bool,
+    cancel_requested_ms: int | None, now_ms: int, timeouts: Timeouts,
+) -> tuple[JobAnswer, Stop | None]:
+    """The answer for one job a worker reports, and a stop to record on its lease (None:
+    nothing new). `lease` is the job's lease, whoever holds it."""
+    if lease is None or lease.worker_id != worker_id or not running:
+        why = ("not leased to this worker (finished, requeued, lost, or another worker's):"
+               " stop it and do not report it")
+        return JobAnswer(key, Action.STOP, None, f"job {key} is {why}"), None
+    if lease.stop_reason is not None:
+        return JobAnswer(key, Action.STOP, lease.stop_reason), None
+    if cancel_requested_ms is not None:
+        stop = cancel_stop(cancel_requested_ms, timeouts)
+        return JobAnswer(key, Action.STOP, stop.reason), stop
+    if lease.runtime_deadline_ms is not None and lease.runtime_deadline_ms <= now_ms:
+        stop = time_limit_stop(now_ms, timeouts)
+        return JobAnswer(key, Action.STOP, stop.reason), stop
+    return JobAnswer(key, Action.CONTINUE), None

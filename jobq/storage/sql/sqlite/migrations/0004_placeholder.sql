@@ -1,1 +1,0 @@
--- placeholder: migration 0004 belongs to a branch not merged yet (the lead replaces this file when it lands); 0005 keeps its number meanwhile
