@@ -383,3 +383,14 @@ def cancel(url: str, apikey: str, as_json: bool, keys: tuple[str, ...]) -> None:
     for project, project_keys in by_project.items():
         total += _call(url, apikey, functools.partial(_cancel, project=project, keys=project_keys))
     click.echo(orjson.dumps({"count": total}).decode() if as_json else f"cancelled {total}")
+
+
+# -- the job-running side (issue 12): jobq/worker/ ---------------------------------------
+
+def _add_worker() -> None:
+    from jobq.worker.cli import worker
+
+    main.add_command(worker)
+
+
+_add_worker()

@@ -131,9 +131,16 @@ class JobProcess:
         return [self.launch.python, "-c", START_CRAWL]
 
     def start(self) -> None:
+        self.prepare()
+        self.spawn()
+
+    def prepare(self) -> None:
+        """The job's fresh working directory."""
         if self.job_dir.exists():  # a job run again (requeued) starts afresh
             shutil.rmtree(self.job_dir)
         self.job_dir.mkdir(parents=True, mode=0o700)
+
+    def spawn(self) -> None:
         fifo = self.job_dir / "pipe"
         os.mkfifo(fifo, stat.S_IRUSR | stat.S_IWUSR)
         # Open the read end without waiting for a writer, then hold a write end ourselves:

@@ -1,0 +1,165 @@
+"""`jobq worker` end to end: a real server, a real worker process, the test Scrapy project
+crawling the local site, and the official client reading what arrived."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from scrapinghub import ScrapinghubClient
+
+from tests import helpers
+from tests.worker import site
+from tests.worker.workers import (
+    WorkerProcess,
+    crawl_pids,
+    meta,
+    push,
+    start_server,
+    wait_finished,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(240)
+PROJECT = 1
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[helpers.Server]:
+    srv = start_server(db_url, tmp_path, worker_timeout=3)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def http(server: helpers.Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def sc(server: helpers.Server) -> Iterator[ScrapinghubClient]:
+    client = ScrapinghubClient(server.admin_key, endpoint=server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(server: helpers.Server, tmp_path: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(server, tmp_path / "w1",
+                         ["--project", str(PROJECT), "--slots", "2", "--kill-timeout", "5"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def test_a_crawl_arrives_whole(worker: WorkerProcess, http: httpx.Client,
+                               sc: ScrapinghubClient, site_url: str) -> None:
+    key = push(http, PROJECT, spider="books", spider_args={"base": site_url,
+                                                          "category": "fiction"},
+               job_settings={"BOOKS_TAG": "tagged"})
+    found = wait_finished(http, key)
+    assert found["close_reason"] == "finished", worker.text()[-3000:]
+    job = sc.get_job(key)
+    items = list(job.items.iter())
+    assert len(items) == site.BOOKS
+    assert {(i["category"], i["tag"]) for i in items} == {("fiction", "tagged")}
+    assert sorted(i["title"] for i in items) == sorted(
+        f"Book {n}" for n in range(1, site.BOOKS + 1))
+    requests = list(job.requests.iter())
+    assert len(requests) == site.PAGES + site.BOOKS
+    messages = [line["message"] for line in job.logs.iter()]
+    assert any("Spider closed (finished)" in m for m in messages)
+    stats = job.metadata.get("scrapystats")
+    assert stats["item_scraped_count"] == site.BOOKS
+    assert stats["finish_reason"] == "finished"
+
+
+def test_outcomes(worker: WorkerProcess, http: httpx.Client, sc: ScrapinghubClient,
+                  site_url: str) -> None:
+    boom = push(http, PROJECT, spider="boom")
+    script = push(http, PROJECT, spider="py:hello.py", job_cmd=["py:hello.py", "x"])
+    capped = push(http, PROJECT, spider="endless", spider_args={"base": site_url},
+                  job_settings={"CLOSESPIDER_ITEMCOUNT": 3})
+    assert wait_finished(http, boom)["close_reason"] == "failed"
+    assert any("boom: this spider cannot start" in line["message"]
+               for line in sc.get_job(boom).logs.iter())
+    assert wait_finished(http, script)["close_reason"] == "no_reason"
+    assert any("hello from a script job ['x']" in line["message"]
+               for line in sc.get_job(script).logs.iter())
+    assert wait_finished(http, capped)["close_reason"] == "closespider_itemcount"
+
+
+def test_cancel_stops_a_running_crawl(worker: WorkerProcess, http: httpx.Client,
+                                      sc: ScrapinghubClient, site_url: str) -> None:
+    before = crawl_pids()
+    key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
+    wait_for(lambda: sc.get_job(key).items.stats().get("totals", {}).get("input_values", 0)
+             >= 3 if meta(http, key).get("state") == "running" else False, what="items")
+    assert http.post(f"/jobq/{PROJECT}/cancel", json={"key": key}).status_code == 200
+    found = wait_finished(http, key, timeout=60)
+    assert found["close_reason"] == "cancelled", worker.text()[-3000:]
+    assert crawl_pids() - before == set()
+
+
+def test_kill_9_leaves_no_orphans_and_the_job_lost(
+        server: helpers.Server, http: httpx.Client, tmp_path: Path, site_url: str) -> None:
+    before = crawl_pids()
+    proc = WorkerProcess(server, tmp_path / "w9", ["--project", str(PROJECT)]).start()
+    key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
+    wait_for(lambda: crawl_pids() - before, what="the crawl process")
+    proc.signal(signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not (crawl_pids() - before), timeout=10, what="no orphan crawl")
+    assert wait_finished(http, key, timeout=30)["close_reason"] == "lost"
+
+
+def test_sigterm_drains_then_stops_with_shutdown(
+        server: helpers.Server, http: httpx.Client, tmp_path: Path, site_url: str) -> None:
+    proc = WorkerProcess(server, tmp_path / "wt", ["--project", str(PROJECT),
+                                                   "--drain-timeout", "1"]).start()
+    key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
+    wait_for(lambda: meta(http, key).get("state") == "running", what="running")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert meta(http, key)["close_reason"] == "shutdown"
+    with server.client() as admin:
+        assert admin.get("/workers").json() == []
+
+
+def test_server_restart_mid_crawl_loses_nothing(
+        db_url: str, tmp_path: Path, site_url: str) -> None:
+    """The server goes away for a while (shorter than the worker timeout): the crawl goes
+    on, the worker keeps what it produces, and everything arrives, the outcome last."""
+    server = start_server(db_url, tmp_path, worker_timeout=20)
+    proc = WorkerProcess(server, tmp_path / "wr", ["--project", str(PROJECT)]).start()
+    try:
+        with server.client() as http:
+            key = push(http, PROJECT, spider="endless", spider_args={"base": site_url},
+                       job_settings={"CLOSESPIDER_ITEMCOUNT": 300})
+            wait_for(lambda: meta(http, key).get("state") == "running", what="running")
+        server.stop()
+        time.sleep(3)  # the crawl goes on meanwhile; its output waits on the worker's disk
+        server.start()
+        with server.client() as http:
+            found = wait_finished(http, key)
+        assert found["close_reason"] == "closespider_itemcount", proc.text()[-3000:]
+        assert "server unavailable" in proc.text()  # the outage did happen mid-crawl
+        sc = ScrapinghubClient(server.admin_key, endpoint=server.url)
+        try:
+            job = sc.get_job(key)
+            numbers = [i["n"] for i in job.items.iter()]
+            logs = [line["message"] for line in job.logs.iter()]
+        finally:
+            sc.close()
+        assert sorted(numbers) == list(range(1, len(numbers) + 1))
+        assert len(numbers) >= 300
+        assert found["scrapystats"]["item_scraped_count"] == len(numbers)
+        assert any("Spider closed (closespider_itemcount)" in m for m in logs)
+    finally:
+        proc.stop()
+        server.stop()
