@@ -68,13 +68,21 @@ class JobRun:
         threading.Thread(target=self._supervise, daemon=True, name=f"{self.key} wait").start()
         threading.Thread(target=self._upload, daemon=True, name=f"{self.key} upload").start()
 
+    def end_unstarted(self, reason: str) -> None:
+        """Report `reason` for a job whose process never ran (stopped while it waited
+        for slots, or it could not start)."""
+        self.close_reason = reason
+        self.exited.set()
+        threading.Thread(target=self._upload, daemon=True, name=f"{self.key} upload").start()
+
     def stop(self, reason: str) -> None:
         """Stop the job (SIGTERM, SIGKILL after the kill timeout); it ends with `reason`."""
         if self.exited.is_set() or self.stop_reason is not None:
             return  # a second SIGTERM would make Scrapy stop hard
         self.stop_reason = reason
         log.info("job %s: stopping (%s)", self.key, reason)
-        self.process.terminate(self.kill_timeout)
+        if self.process.pid is not None:  # else it never starts (see Worker)
+            self.process.terminate(self.kill_timeout)
 
     def discard(self, why: str) -> None:
         """The server gave the job to no one or someone else: stop it, report nothing."""

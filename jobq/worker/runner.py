@@ -170,16 +170,28 @@ class Worker:
             job = self._claimed.get(timeout=timeout) if timeout else self._claimed.get_nowait()
         except queue.Empty:
             return
-        units = max(1, int(job.get("units") or 1))
+        run = self._new_run(job)
         with self._cond:  # a job of N units waits for N free slots (or runs alone)
-            while self.used and self.used + units > self.options.slots:
+            while self.used and self.used + run.units > self.options.slots:
                 self._cond.wait(0.5)
-            self.used += units
-        self._start(job, units)
+            self.used += run.units
+        if run.stop_reason is not None:  # cancelled while it waited: never started
+            run.end_unstarted(run.stop_reason)
+            return
+        try:
+            run.start()
+        except OSError as exc:
+            log.error("job %s: cannot start: %s", run.key, exc)
+            run.end_unstarted(outcome.FAILED)
+            return
+        log.info("job %s: started (%s, %d unit(s), pid %s)", run.key,
+                 job.get("spider"), run.units, run.process.pid)
 
-    def _start(self, job: dict[str, Any], units: int) -> None:
+    def _new_run(self, job: dict[str, Any]) -> JobRun:
+        """The run of a claimed job, heartbeated from now on (also while it waits)."""
         key = str(job["key"])
         project = int(key.split("/", 1)[0])
+        units = max(1, int(job.get("units") or 1))
         launch = Launch(
             job=job, project_dir=self.options.project_dir, python=self.options.python,
             workdir=self.options.workdir / "jobs",
@@ -190,16 +202,7 @@ class Worker:
         run = JobRun(self.api, launch, self.budget, self.options.kill_timeout, self._done)
         with self._cond:
             self.runs[key] = run
-        try:
-            run.start()
-        except OSError as exc:
-            log.error("job %s: cannot start: %s", key, exc)
-            run.close_reason = outcome.FAILED
-            run.exited.set()
-            threading.Thread(target=run._upload, daemon=True).start()
-            return
-        log.info("job %s: started (%s, %d unit(s), pid %s)", key,
-                 job.get("spider"), units, run.process.pid)
+        return run
 
     def _project_settings(self, project: int) -> dict[str, Any]:
         try:

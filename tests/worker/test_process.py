@@ -82,13 +82,14 @@ def test_books_items_requests_logs_stats(project_dir: Path, tmp_path: Path,
                                          site_url: str) -> None:
     run = start(project_dir, tmp_path,
                 {"spider": "books", "spider_args": {"base": site_url, "category": "fiction"}},
-                {"BOOKS_TAG": "from-job-settings"})
+                {"BOOKS_TAG": "from-job-settings"}, memory_mb=1234)
     assert run.wait() == "finished"
     assert run.code == 0
     items = run.values(pipe.ITM)
     assert len(items) == site.BOOKS
     assert {i["category"] for i in items} == {"fiction"}
     assert {i["tag"] for i in items} == {"from-job-settings"}
+    assert {i["memory_limit_mb"] for i in items} == {1234}
     assert all(i["_type"] == "dict" for i in items)
     requests = run.values(pipe.REQ)
     assert len(requests) == site.PAGES + site.BOOKS

@@ -3,12 +3,14 @@ crawling the local site, and the official client reading what arrived."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from scrapinghub import ScrapinghubClient
 
@@ -68,6 +70,7 @@ def test_a_crawl_arrives_whole(worker: WorkerProcess, http: httpx.Client,
     items = list(job.items.iter())
     assert len(items) == site.BOOKS
     assert {(i["category"], i["tag"]) for i in items} == {("fiction", "tagged")}
+    assert {i["memory_limit_mb"] for i in items} == {950}  # 1 unit x --memory-per-unit
     assert sorted(i["title"] for i in items) == sorted(
         f"Book {n}" for n in range(1, site.BOOKS + 1))
     requests = list(job.requests.iter())
@@ -163,3 +166,71 @@ def test_server_restart_mid_crawl_loses_nothing(
     finally:
         proc.stop()
         server.stop()
+
+
+def running_units(http: httpx.Client) -> int:
+    """Units of the jobs the server counts as running (claimed)."""
+    rows = http.get(f"/jobq/{PROJECT}/list", params={"state": "running"}).text.splitlines()
+    return sum(int(orjson.loads(row).get("units") or 1) for row in rows if row.strip())
+
+
+def most_units_at_once(worker_log: str) -> int:
+    """The most units the worker ran at once, from its log of starts and exits."""
+    units: dict[str, int] = {}
+    running = most = 0
+    for match in re.finditer(r"job (\S+): (?:started \(.*?, (\d+) unit|process exited)",
+                             worker_log):
+        key, started = match.group(1), match.group(2)
+        if started:
+            units[key] = int(started)
+            running += units[key]
+        else:
+            running -= units.pop(key)
+        most = max(most, running)
+    return most
+
+
+def test_units_take_slots(server: helpers.Server, http: httpx.Client, tmp_path: Path,
+                          sc: ScrapinghubClient, site_url: str) -> None:
+    """A job of 2 units waits for both slots of a worker of 2 slots, and gets 2 units of
+    memory; jobs of 1 unit share the slots."""
+    proc = WorkerProcess(server, tmp_path / "wu", ["--project", str(PROJECT), "--slots", "2",
+                                                   "--memory-per-unit", "600"]).start()
+    try:
+        def small() -> str:
+            return push(http, PROJECT, spider="endless", spider_args={"base": site_url},
+                        job_settings={"CLOSESPIDER_ITEMCOUNT": 40})
+
+        first = small()
+        wait_for(lambda: meta(http, first).get("state") == "running", what="running")
+        big = push(http, PROJECT, spider="books", units=2,
+                   spider_args={"base": site_url, "category": "big"})
+        rest = [small(), small()]
+        for key in [first, big, *rest]:
+            assert wait_finished(http, key)["close_reason"] in ("finished",
+                                                               "closespider_itemcount")
+        assert {i["memory_limit_mb"] for i in sc.get_job(big).items.iter()} == {1200}
+        assert most_units_at_once(proc.text()) == 2, proc.text()[-3000:]
+    finally:
+        proc.stop()
+
+
+def test_two_workers_and_a_botgroup_of_max_running_1(
+        server: helpers.Server, http: httpx.Client, tmp_path: Path, site_url: str) -> None:
+    assert http.post(f"/projects/{PROJECT}/settings", json={"botgroups": ["solo"]}
+                     ).status_code == 200
+    assert http.post("/botgroups/solo/max_running", json=1).status_code == 200
+    procs = [WorkerProcess(server, tmp_path / f"wb{i}",
+                           ["--project", str(PROJECT), "--botgroup", "solo", "--slots", "2",
+                            "--name", f"worker-{i}"]).start() for i in range(2)]
+    try:
+        keys = [push(http, PROJECT, spider="endless", spider_args={"base": site_url},
+                     job_settings={"CLOSESPIDER_ITEMCOUNT": 20}) for _ in range(4)]
+        while meta(http, keys[-1]).get("state") != "finished":
+            assert running_units(http) <= 1, "two jobs of the botgroup ran at once"
+            time.sleep(0.05)
+        for key in keys:
+            assert wait_finished(http, key)["close_reason"] == "closespider_itemcount"
+    finally:
+        for proc in procs:
+            proc.stop()

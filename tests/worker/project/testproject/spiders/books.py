@@ -1,8 +1,8 @@
 """Crawls the catalogue of the local book server: listing pages, then each book.
 
 Spider arguments: `base` (the server's URL, required), `category` (echoed into items).
-The job setting `BOOKS_TAG` is echoed into items too, so tests see that job settings reach
-the spider."""
+The job setting `BOOKS_TAG` and the memory limit (`MEMUSAGE_LIMIT_MB`, from the job's
+units) are echoed into items too, so tests see that they reach the spider."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,5 +29,6 @@ class BooksSpider(scrapy.Spider):
             "price": float(response.css(".price::text").get()),
             "category": getattr(self, "category", None),
             "tag": self.settings.get("BOOKS_TAG"),
+            "memory_limit_mb": self.settings.getint("MEMUSAGE_LIMIT_MB"),
             "url": response.url,
         }
