@@ -109,6 +109,22 @@ class Api:
     def set_meta(self, key: str, field: str, value: Any) -> None:
         self._call("POST", f"jobs/{key}/{field}", content=orjson.dumps(value))
 
+    def push(self, project: int, job: dict[str, Any]) -> str:
+        answer: dict[str, Any] = self._call("POST", f"jobq/{project}/push",
+                                            content=orjson.dumps(job)).json()
+        if "error" in answer:
+            raise Refused(400, str(answer["error"]))
+        return str(answer["key"])
+
+    def job_meta(self, key: str) -> dict[str, Any]:
+        meta: dict[str, Any] = self._call("GET", f"jobs/{key}").json()
+        return meta
+
+    def data_count(self, kind: str, key: str) -> int:
+        """How many items, log lines or requests a job has stored."""
+        stats = self._call("GET", f"{kind}/{key}/stats").json()
+        return int(stats.get("totals", {}).get("input_values", 0))
+
     def finish(self, key: str, close_reason: str) -> None:
         project = key.split("/", 1)[0]
         update = {"key": key, "state": "finished", "close_reason": close_reason}

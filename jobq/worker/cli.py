@@ -6,11 +6,17 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
+from jobq.worker.api import Api, ApiError, Unavailable
 from jobq.worker.runner import Options, Worker
+
+#: seconds between two looks at a job `jobq run --wait` follows
+POLL = 1.0
 
 
 @click.command("worker")
@@ -71,3 +77,69 @@ def worker(url: str, apikey: str, projects: tuple[int, ...], botgroup: str | Non
         buffer_bytes=buffer_mb * 1024 * 1024,
     )
     sys.exit(Worker(options).run())
+
+
+@click.command("run")
+@click.option("--url", envvar="JOBQ_URL", show_envvar=True, default="http://127.0.0.1:2424",
+              show_default=True, help="Server URL.")
+@click.option("--apikey", envvar="JOBQ_APIKEY", show_envvar=True, required=True,
+              help="API key.")
+@click.argument("project", type=click.IntRange(1))
+@click.argument("spider")
+@click.option("-a", "--arg", "spider_args", multiple=True,
+              help="A spider argument NAME=VALUE (repeatable), as `scrapy crawl -a`.")
+@click.option("-s", "--set", "job_settings", multiple=True,
+              help="A Scrapy setting NAME=VALUE for this job (repeatable), as `scrapy crawl -s`.")
+@click.option("--units", type=click.IntRange(1), default=None, help="Units the job takes.")
+@click.option("--priority", type=click.IntRange(0, 4), default=None)
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--wait", is_flag=True,
+              help="Wait for the outcome, with a line of progress; exit 0 only for finished.")
+def run(url: str, apikey: str, project: int, spider: str, spider_args: tuple[str, ...],
+        job_settings: tuple[str, ...], units: int | None, priority: int | None,
+        tags: tuple[str, ...], wait: bool) -> None:
+    """Push a job of SPIDER into PROJECT (as `jobq push`) and, with --wait, follow it."""
+    from jobq.cli import new_job  # the one way to build a job to push
+
+    api = Api(url, apikey)
+    try:
+        key = api.push(project, new_job(spider, priority, tags, spider_args, job_settings,
+                                        units))
+        click.echo(key)
+        if wait:
+            reason = follow(api, key)
+            sys.exit(0 if reason == "finished" else 1)
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        api.close()
+
+
+def follow(api: Api, key: str) -> str:
+    """Wait for the job's outcome, showing items, pages, errors and the time elapsed."""
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+    line = ""
+    while True:
+        try:
+            meta = api.job_meta(key)
+            line = progress_line(api, key, meta, time.monotonic() - started)
+        except Unavailable as exc:
+            line = f"{key}: server unavailable ({exc})"
+            meta = {}
+        if tty:
+            click.echo(f"\r\033[K{line}", nl=False, err=True)
+        if meta.get("state") in ("finished", "deleted"):
+            reason = str(meta.get("close_reason") or "")
+            click.echo(("\n" if tty else line + "\n") + f"{key}: {reason}", nl=True, err=True)
+            return reason
+        time.sleep(POLL)
+
+
+def progress_line(api: Api, key: str, meta: dict[str, Any], elapsed: float) -> str:
+    stats = meta.get("scrapystats") or {}
+    items = api.data_count("items", key)
+    pages = api.data_count("requests", key)
+    errors = stats.get("log_count/ERROR", 0)
+    return (f"{key} {meta.get('state', '?')}: {items} items, {pages} pages, {errors} errors,"
+            f" {elapsed:.0f}s")

@@ -3,8 +3,10 @@ crawling the local site, and the official client reading what arrived."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,3 +236,20 @@ def test_two_workers_and_a_botgroup_of_max_running_1(
     finally:
         for proc in procs:
             proc.stop()
+
+
+def test_jobq_run_waits_for_the_outcome(worker: WorkerProcess, server: helpers.Server,
+                                        site_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    common = ["run", "--url", server.url, "--apikey", server.admin_key, str(PROJECT)]
+    done = subprocess.run([*helpers.jobq_command(), *common, "books", "-a", f"base={site_url}",
+                           "-s", "BOOKS_TAG=x", "--wait"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert f"{key}: finished" in done.stderr
+    assert f"{site.BOOKS} items, {site.PAGES + site.BOOKS} pages" in done.stderr
+    failed = subprocess.run([*helpers.jobq_command(), *common, "boom", "--wait"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1
+    assert ": failed" in failed.stderr
