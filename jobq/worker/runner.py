@@ -24,6 +24,7 @@ from jobq.worker import outcome
 from jobq.worker.api import Api, ApiError, Refused, Unavailable
 from jobq.worker.job import JobRun, settings_message
 from jobq.worker.process import Launch
+from jobq.worker.spiders import SpiderListError, list_spiders
 from jobq.worker.spool import Budget
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class Worker:
         self._stopping = threading.Event()
         self._signals = 0
         self._settings: dict[int, dict[str, Any]] = {}
+        self._list_spiders = threading.Event()
+        self.spiders: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -75,13 +78,17 @@ class Worker:
         """Until SIGTERM/SIGINT (then: drain, stop, report, 0)."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self._list_spiders.set())
         self._register()
+        self._publish_spiders()
         threads = [threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat"),
                    threading.Thread(target=self._claims, daemon=True, name="claims")]
         for thread in threads:
             thread.start()
         while not self._stopping.is_set():
             self._start_claimed(0.2)
+            if self._list_spiders.is_set():
+                self._publish_spiders()
         log.info("worker: stopping; no more claims")
         threads[1].join()  # its last claim may bring a job: that job runs too
         while not self._claimed.empty():
@@ -125,6 +132,24 @@ class Worker:
         self.worker_timeout = float(answer.get("worker_timeout") or 60.0)
         log.info("worker %s registered (%s, %d slots, projects %s)", self.worker_id,
                  self.options.name, self.options.slots, list(self.options.projects))
+
+    def _publish_spiders(self) -> None:
+        """List the project's spiders and make them known to the server (at start and on
+        SIGHUP, after a deploy)."""
+        self._list_spiders.clear()
+        try:
+            names = list_spiders(self.options.python, self.options.project_dir)
+        except SpiderListError as exc:
+            log.error("worker: cannot list the project's spiders: %s", exc)
+            return
+        for project in self.options.projects:
+            for name in names:
+                try:
+                    self.api.register_spider(project, name)
+                except ApiError as exc:
+                    log.warning("worker: spider %s of project %d: %s", name, project, exc)
+        log.info("worker: spiders %s", ", ".join(names))
+        self.spiders = names
 
     def _drain(self) -> None:
         """Let running jobs finish for `drain_timeout`, then stop them (`shutdown`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +20,7 @@ from scrapinghub import ScrapinghubClient
 from tests import helpers
 from tests.worker import site
 from tests.worker.workers import (
+    PROJECT_DIR,
     WorkerProcess,
     crawl_pids,
     meta,
@@ -253,3 +255,25 @@ def test_jobq_run_waits_for_the_outcome(worker: WorkerProcess, server: helpers.S
                             env=env, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1
     assert ": failed" in failed.stderr
+
+
+def test_spiders_are_made_known_at_start_and_on_sighup(
+        server: helpers.Server, http: httpx.Client, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, project)
+    proc = WorkerProcess(server, tmp_path / "ws", ["--project", str(PROJECT)],
+                         project_dir=project).start()
+
+    def known(name: str) -> bool:
+        return http.get(f"/ids/{PROJECT}/spider/{name}").json() is not None
+
+    try:
+        wait_for(lambda: known("books") and known("endless"), what="the spiders")
+        assert not known("fresh")
+        spiders = project / "testproject" / "spiders"
+        (spiders / "fresh.py").write_text(
+            (spiders / "boom.py").read_text().replace('"boom"', '"fresh"'))
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: known("fresh"), what="the new spider")
+    finally:
+        proc.stop()

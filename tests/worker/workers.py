@@ -51,6 +51,7 @@ class WorkerProcess:
     args: list[str] = field(default_factory=list)
     log: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    project_dir: Path = PROJECT_DIR
 
     def start(self) -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
@@ -59,7 +60,7 @@ class WorkerProcess:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [*helpers.jobq_command(), "worker", "--url", self.server.url,
-                 "--apikey", self.server.admin_key, "--project-dir", str(PROJECT_DIR),
+                 "--apikey", self.server.admin_key, "--project-dir", str(self.project_dir),
                  "--workdir", str(self.workdir), "--log-level", "debug", *self.args],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )
