@@ -277,3 +277,35 @@ def test_spiders_are_made_known_at_start_and_on_sighup(
         wait_for(lambda: known("fresh"), what="the new spider")
     finally:
         proc.stop()
+
+
+def test_a_second_sigterm_stops_at_once(
+        server: helpers.Server, http: httpx.Client, tmp_path: Path, site_url: str) -> None:
+    before = crawl_pids()
+    proc = WorkerProcess(server, tmp_path / "w2", ["--project", str(PROJECT),
+                                                   "--drain-timeout", "300"]).start()
+    key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
+    wait_for(lambda: meta(http, key).get("state") == "running" and crawl_pids() - before,
+             what="a running crawl")
+    proc.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert proc.process is not None and proc.process.poll() is None  # draining
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) != 0
+    wait_for(lambda: not (crawl_pids() - before), timeout=5, what="no orphan crawl")
+
+
+def test_a_worker_that_cannot_renew_its_leases_stops_its_jobs(
+        server: helpers.Server, worker: WorkerProcess, http: httpx.Client,
+        site_url: str) -> None:
+    """The server is away longer than its worker timeout (3 s): it will count the job lost
+    and may give it to another worker, so this worker must not let it run on."""
+    before = crawl_pids()
+    key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
+    wait_for(lambda: meta(http, key).get("state") == "running" and crawl_pids() - before,
+             what="a running crawl")
+    server.stop()
+    wait_for(lambda: not (crawl_pids() - before), timeout=15, what="the crawl stopped")
+    server.start()
+    with server.client() as admin:
+        assert wait_finished(admin, key)["close_reason"] == "lost"
