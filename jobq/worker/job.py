@@ -153,7 +153,11 @@ class JobRun:
             self._wake.wait(1.0)
         self._send_stats()
         reason = self.close_reason or outcome.FAILED
-        self._retry(lambda: self.api.finish(self.key, reason))
+        try:
+            self._retry(lambda: self.api.finish(self.key, reason))
+        except Refused as exc:  # e.g. the server finished it already (lost, cancel_timeout)
+            log.warning("job %s: outcome %s refused: %s", self.key, reason, exc)
+            return
         log.info("job %s: finished, %s", self.key, reason)
 
     def _send_batches(self) -> bool:
