@@ -54,12 +54,16 @@ POLL = 1.0
               show_default=True, type=click.IntRange(1),
               help="MB of job output held on disk while the server is out of reach;"
                    " jobs pause when it is full.")
+@click.option("--warm/--no-warm", envvar="JOBQ_WARM", show_envvar=True, default=True,
+              show_default=True,
+              help="Keep an interpreter with Scrapy imported ready for the next job.")
 @click.option("--log-level", envvar="JOBQ_LOG_LEVEL", show_envvar=True, default="info",
               show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def worker(url: str, apikey: str, projects: tuple[int, ...], botgroup: str | None, slots: int,
            name: str, python: str, project_dir: Path, workdir: Path, memory_per_unit: int,
-           kill_timeout: float, drain_timeout: float, buffer_mb: int, log_level: str) -> None:
+           kill_timeout: float, drain_timeout: float, buffer_mb: int, warm: bool,
+           log_level: str) -> None:
     """Run jobs of PROJECTs as Scrapy Cloud does (start-crawl, from the Scrapy project's
     directory). SIGTERM: no more claims, running jobs get --drain-timeout; a second one
     stops at once."""
@@ -74,7 +78,7 @@ def worker(url: str, apikey: str, projects: tuple[int, ...], botgroup: str | Non
         project_dir=project_dir.resolve(), workdir=workdir.resolve(), python=python,
         name=name, botgroup=botgroup, slots=slots, memory_per_unit=memory_per_unit,
         kill_timeout=kill_timeout, drain_timeout=drain_timeout,
-        buffer_bytes=buffer_mb * 1024 * 1024,
+        buffer_bytes=buffer_mb * 1024 * 1024, warm=warm,
     )
     sys.exit(Worker(options).run())
 

@@ -16,7 +16,7 @@ import orjson
 from jobq.worker import outcome, pipe
 from jobq.worker.api import Api, Refused, Unavailable
 from jobq.worker.pipe import Message
-from jobq.worker.process import JobProcess, Launch
+from jobq.worker.process import JobProcess, Launch, WarmPool
 from jobq.worker.spool import Budget, Stream
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,13 @@ class Discarded(Exception):
 
 class JobRun:
     def __init__(self, api: Api, launch: Launch, budget: Budget, kill_timeout: float,
-                 on_done: Callable[[JobRun], None]) -> None:
+                 on_done: Callable[[JobRun], None], warm: WarmPool | None = None) -> None:
         self.api = api
         self.key = str(launch.job["key"])
         self.units = max(1, int(launch.job.get("units") or 1))
         self.kill_timeout = kill_timeout
         self.on_done = on_done
-        self.process = JobProcess(launch, self._deliver)
+        self.process = JobProcess(launch, self._deliver, warm)
         self.streams: dict[str, Stream] = {}
         self.budget = budget
         self.stats: Any = None

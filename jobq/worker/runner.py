@@ -23,7 +23,7 @@ from typing import Any
 from jobq.worker import outcome
 from jobq.worker.api import Api, ApiError, Refused, Unavailable
 from jobq.worker.job import JobRun, settings_message
-from jobq.worker.process import Launch
+from jobq.worker.process import Launch, WarmPool
 from jobq.worker.spiders import SpiderListError, list_spiders
 from jobq.worker.spool import Budget
 
@@ -51,6 +51,8 @@ class Options:
     kill_timeout: float = 60.0
     drain_timeout: float = 300.0
     buffer_bytes: int = 256 * 1024 * 1024
+    #: keep an interpreter with Scrapy imported ready for the next job
+    warm: bool = True
 
 
 class Worker:
@@ -71,6 +73,7 @@ class Worker:
         self._settings: dict[int, dict[str, Any]] = {}
         self._list_spiders = threading.Event()
         self.spiders: list[str] = []
+        self.warm = WarmPool(options.python, options.project_dir) if options.warm else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -81,6 +84,8 @@ class Worker:
         signal.signal(signal.SIGHUP, lambda signum, frame: self._list_spiders.set())
         self._register()
         self._publish_spiders()
+        if self.warm is not None:
+            self.warm.fill()
         threads = [threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat"),
                    threading.Thread(target=self._claims, daemon=True, name="claims")]
         for thread in threads:
@@ -98,6 +103,8 @@ class Worker:
             runs = list(self.runs.values())
         for run in runs:
             run.done.wait()
+        if self.warm is not None:
+            self.warm.close()
         try:
             self.api.unregister(self.worker_id)
         except ApiError as exc:
@@ -110,6 +117,8 @@ class Worker:
         if self._signals > 1:  # a second signal: stop at once, leaving nothing behind
             for run in list(self.runs.values()):
                 run.kill()
+            if self.warm is not None:
+                self.warm.close()
             os._exit(1)
         self._stopping.set()
 
@@ -224,7 +233,8 @@ class Worker:
             settings=settings_message(self._project_settings(project), job),
             storage_url=self.api.url,
         )
-        run = JobRun(self.api, launch, self.budget, self.options.kill_timeout, self._done)
+        run = JobRun(self.api, launch, self.budget, self.options.kill_timeout, self._done,
+                     self.warm)
         with self._cond:
             self.runs[key] = run
         return run

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 
 from jobq.worker import outcome, pipe
 from jobq.worker.pipe import Message
-from jobq.worker.process import JobProcess, Launch
+from jobq.worker.process import JobProcess, Launch, WarmPool
 from tests.worker import site
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,15 +52,18 @@ class Run:
 
 def start(project_dir: Path, tmp_path: Path, job: dict[str, Any],
           job_settings: dict[str, Any] | None = None, memory_mb: int = 950,
-          code: str | None = None) -> Run:
+          code: str | None = None, warm: WarmPool | None = None) -> Run:
     launch = Launch(
         job={"key": "1/2/3", "auth": "token", **job}, project_dir=project_dir,
         python=sys.executable, workdir=tmp_path / "jobs", memory_limit_mb=memory_mb,
         settings={"job_settings": job_settings or {}}, storage_url="http://127.0.0.1:9/",
     )
     process_class = JobProcess if code is None else stubborn(code)
-    run = Run(process_class(launch, lambda m: run.deliver(m)))
+    run = Run(process_class(launch, lambda m: run.deliver(m), warm))
+    spare = warm.spare_pid() if warm else None
     run.process.start()
+    if warm:  # the job runs in the interpreter started ahead, not in a new one
+        assert spare is not None and run.process.pid == spare
     return run
 
 
@@ -78,11 +82,23 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def test_books_items_requests_logs_stats(project_dir: Path, tmp_path: Path,
-                                         site_url: str) -> None:
+@pytest.fixture(params=["cold", "warm"])
+def warm(request: pytest.FixtureRequest, project_dir: Path) -> Iterator[WarmPool | None]:
+    """A job's process started afresh, or taken from a pool of started interpreters."""
+    if request.param == "cold":
+        yield None
+        return
+    pool = WarmPool(sys.executable, project_dir)
+    pool.fill()
+    yield pool
+    pool.close()
+
+
+def test_books_items_requests_logs_stats(project_dir: Path, tmp_path: Path, site_url: str,
+                                         warm: WarmPool | None) -> None:
     run = start(project_dir, tmp_path,
                 {"spider": "books", "spider_args": {"base": site_url, "category": "fiction"}},
-                {"BOOKS_TAG": "from-job-settings"}, memory_mb=1234)
+                {"BOOKS_TAG": "from-job-settings"}, memory_mb=1234, warm=warm)
     assert run.wait() == "finished"
     assert run.code == 0
     items = run.values(pipe.ITM)
@@ -106,19 +122,20 @@ def test_books_items_requests_logs_stats(project_dir: Path, tmp_path: Path,
 
 
 def test_spider_raising_at_start_fails_with_its_error_logged(
-        project_dir: Path, tmp_path: Path) -> None:
-    run = start(project_dir, tmp_path, {"spider": "boom"})
+        project_dir: Path, tmp_path: Path, warm: WarmPool | None) -> None:
+    run = start(project_dir, tmp_path, {"spider": "boom"}, warm=warm)
     assert run.wait() == "failed"
     assert run.code != 0
     assert run.fin() is None
     assert "boom: this spider cannot start" in run.log_text()
 
 
-def test_script_job_exits_0_without_fin(project_dir: Path, tmp_path: Path) -> None:
+def test_script_job_exits_0_without_fin(project_dir: Path, tmp_path: Path,
+                                        warm: WarmPool | None) -> None:
     # as on Scrapy Cloud, a script job's spider is the script's name
     run = start(project_dir, tmp_path, {"spider": "py:hello.py",
                                         "job_cmd": ["py:hello.py", "one", "two"],
-                                        "job_env": {"HELLO": "world"}})
+                                        "job_env": {"HELLO": "world"}}, warm=warm)
     assert run.wait() == "no_reason"
     assert run.code == 0
     assert "hello from a script job ['one', 'two'] world" in run.log_text()
@@ -131,16 +148,18 @@ def test_closespider_itemcount(project_dir: Path, tmp_path: Path, site_url: str)
     assert len(run.values(pipe.ITM)) >= 5
 
 
-def test_memory_limit(project_dir: Path, tmp_path: Path, site_url: str) -> None:
+def test_memory_limit(project_dir: Path, tmp_path: Path, site_url: str,
+                      warm: WarmPool | None) -> None:
     run = start(project_dir, tmp_path, {"spider": "hog", "spider_args": {"base": site_url}},
-                {"MEMUSAGE_CHECK_INTERVAL_SECONDS": 0.2}, memory_mb=250)
+                {"MEMUSAGE_CHECK_INTERVAL_SECONDS": 0.2}, memory_mb=250, warm=warm)
     assert run.wait() == "memusage_exceeded"
     assert run.values(pipe.STA)[-1]["stats"]["memusage/limit_reached"] == 1
 
 
 def test_cancel_stops_the_crawl_and_its_group(project_dir: Path, tmp_path: Path,
-                                              site_url: str) -> None:
-    run = start(project_dir, tmp_path, {"spider": "endless", "spider_args": {"base": site_url}})
+                                              site_url: str, warm: WarmPool | None) -> None:
+    run = start(project_dir, tmp_path, {"spider": "endless", "spider_args": {"base": site_url}},
+                warm=warm)
     wait_for(lambda: len(run.values(pipe.ITM)) >= 3)
     run.process.terminate(kill_timeout=30)
     assert run.wait(stop=outcome.CANCELLED) == "cancelled"
