@@ -22,6 +22,7 @@ from tests.worker import site
 from tests.worker.workers import (
     PROJECT_DIR,
     WorkerProcess,
+    alive,
     crawl_pids,
     meta,
     push,
@@ -103,14 +104,15 @@ def test_outcomes(worker: WorkerProcess, http: httpx.Client, sc: ScrapinghubClie
 
 def test_cancel_stops_a_running_crawl(worker: WorkerProcess, http: httpx.Client,
                                       sc: ScrapinghubClient, site_url: str) -> None:
-    before = crawl_pids()
     key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
     wait_for(lambda: sc.get_job(key).items.stats().get("totals", {}).get("input_values", 0)
              >= 3 if meta(http, key).get("state") == "running" else False, what="items")
+    pid = worker.job_pid(key)
+    assert pid is not None and alive(pid)
     assert http.post(f"/jobq/{PROJECT}/cancel", json={"key": key}).status_code == 200
     found = wait_finished(http, key, timeout=60)
     assert found["close_reason"] == "cancelled", worker.text()[-3000:]
-    assert crawl_pids() - before == set()
+    assert not alive(pid)
 
 
 def test_kill_9_leaves_no_orphans_and_the_job_lost(
@@ -118,10 +120,13 @@ def test_kill_9_leaves_no_orphans_and_the_job_lost(
     before = crawl_pids()
     proc = WorkerProcess(server, tmp_path / "w9", ["--project", str(PROJECT)]).start()
     key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
-    wait_for(lambda: crawl_pids() - before, what="the crawl process")
+    pid = wait_for(lambda: proc.job_pid(key), what="the crawl process")
+    assert alive(pid)
     proc.signal(signal.SIGKILL)
     proc.wait()
+    # neither the crawl nor the warm interpreter waiting for the next job is left
     wait_for(lambda: not (crawl_pids() - before), timeout=10, what="no orphan crawl")
+    assert not alive(pid)
     assert wait_finished(http, key, timeout=30)["close_reason"] == "lost"
 
 
@@ -285,8 +290,7 @@ def test_a_second_sigterm_stops_at_once(
     proc = WorkerProcess(server, tmp_path / "w2", ["--project", str(PROJECT),
                                                    "--drain-timeout", "300"]).start()
     key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
-    wait_for(lambda: meta(http, key).get("state") == "running" and crawl_pids() - before,
-             what="a running crawl")
+    wait_for(lambda: proc.job_pid(key), what="a running crawl")
     proc.signal(signal.SIGTERM)
     time.sleep(0.5)
     assert proc.process is not None and proc.process.poll() is None  # draining
@@ -300,12 +304,10 @@ def test_a_worker_that_cannot_renew_its_leases_stops_its_jobs(
         site_url: str) -> None:
     """The server is away longer than its worker timeout (3 s): it will count the job lost
     and may give it to another worker, so this worker must not let it run on."""
-    before = crawl_pids()
     key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
-    wait_for(lambda: meta(http, key).get("state") == "running" and crawl_pids() - before,
-             what="a running crawl")
+    pid = wait_for(lambda: worker.job_pid(key), what="a running crawl")
     server.stop()
-    wait_for(lambda: not (crawl_pids() - before), timeout=15, what="the crawl stopped")
+    wait_for(lambda: not alive(pid), timeout=15, what="the crawl stopped")
     server.start()
     with server.client() as admin:
         assert wait_finished(admin, key)["close_reason"] == "lost"

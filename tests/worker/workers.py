@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -69,6 +70,11 @@ class WorkerProcess:
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log else ""
 
+    def job_pid(self, key: str) -> int | None:
+        """The pid of the job's process, from the worker's log of its start."""
+        found = re.search(rf"job {re.escape(key)}: started \(.*?pid (\d+)\)", self.text())
+        return int(found.group(1)) if found else None
+
     def signal(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
@@ -121,8 +127,18 @@ def wait_for(condition: Any, timeout: float = 60, what: str = "condition") -> An
         time.sleep(0.1)
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def crawl_pids() -> set[int]:
-    """Processes running start-crawl (any test's: the caller compares before and after)."""
+    """Processes running start-crawl or waiting to (warm interpreters), of any test: the
+    caller compares before and after."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
