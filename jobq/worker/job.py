@@ -126,7 +126,10 @@ class JobRun:
             log.info("job %s: discarded, nothing reported", self.key)
         except Exception:
             log.exception("job %s: delivery failed", self.key)
+            self.stop(outcome.FAILED)  # nothing reads its output any more
         finally:
+            # a discarded job may still be stopping: its slots stay taken until it is gone
+            self.exited.wait()
             for stream in self.streams.values():
                 stream.close()
                 while stream.pending:  # free the budget of what will never be sent

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from jobq.worker import outcome
-from jobq.worker.api import Api, ApiError, Refused, Unavailable
+from jobq.worker.api import Api, ApiError, Unavailable
 from jobq.worker.job import JobRun, settings_message
 from jobq.worker.process import Launch, WarmPool
 from jobq.worker.spiders import SpiderListError, list_spiders
@@ -67,7 +67,6 @@ class Worker:
         self.used = 0
         self._cond = threading.Condition()
         self._claimed: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._claiming = True
         self._stopping = threading.Event()
         self._signals = 0
         self._settings: dict[int, dict[str, Any]] = {}
@@ -287,4 +286,4 @@ class Worker:
                 run.discard(str(job.get("message") or "not leased to this worker any more"))
 
 
-__all__ = ("Options", "Refused", "Worker")
+__all__ = ("Options", "Worker")
