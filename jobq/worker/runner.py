@@ -66,7 +66,9 @@ class Worker:
         self.runs: dict[str, JobRun] = {}
         self.used = 0
         self._cond = threading.Condition()
-        self._claimed: queue.Queue[dict[str, Any]] = queue.Queue()
+        #: claimed jobs not started yet (each already heartbeated: it is in `runs`)
+        self._claimed: queue.Queue[JobRun] = queue.Queue()
+        self._unstarted = 0
         self._stopping = threading.Event()
         self._signals = 0
         self._settings: dict[int, dict[str, Any]] = {}
@@ -181,7 +183,7 @@ class Worker:
         while not self._stopping.is_set():
             with self._cond:  # claim only with a free slot and nothing waiting to start
                 while not self._stopping.is_set() and (
-                        self.used >= self.options.slots or not self._claimed.empty()):
+                        self.used + self._unstarted >= self.options.slots):
                     self._cond.wait(0.5)
             if self._stopping.is_set():
                 return
@@ -196,18 +198,20 @@ class Worker:
                 pause = min(pause * 2, 10.0)
                 continue
             if job is not None:
-                self._claimed.put(job)
+                with self._cond:
+                    self._unstarted += 1
+                self._claimed.put(self._new_run(job))
 
     def _start_claimed(self, timeout: float) -> None:
         try:
-            job = self._claimed.get(timeout=timeout) if timeout else self._claimed.get_nowait()
+            run = self._claimed.get(timeout=timeout) if timeout else self._claimed.get_nowait()
         except queue.Empty:
             return
-        run = self._new_run(job)
         with self._cond:  # a job of N units waits for N free slots (or runs alone)
             while self.used and self.used + run.units > self.options.slots:
                 self._cond.wait(0.5)
             self.used += run.units
+            self._unstarted -= 1
         if run.stop_reason is not None:  # cancelled while it waited: never started
             run.end_unstarted(run.stop_reason)
             return
@@ -218,7 +222,7 @@ class Worker:
             run.end_unstarted(outcome.FAILED)
             return
         log.info("job %s: started (%s, %d unit(s), pid %s)", run.key,
-                 job.get("spider"), run.units, run.process.pid)
+                 run.process.launch.job.get("spider"), run.units, run.process.pid)
 
     def _new_run(self, job: dict[str, Any]) -> JobRun:
         """The run of a claimed job, heartbeated from now on (also while it waits)."""

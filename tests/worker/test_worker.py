@@ -206,11 +206,13 @@ def test_units_take_slots(server: helpers.Server, http: httpx.Client, tmp_path: 
     proc = WorkerProcess(server, tmp_path / "wu", ["--project", str(PROJECT), "--slots", "2",
                                                    "--memory-per-unit", "600"]).start()
     try:
-        def small() -> str:
+        def small(items: int = 40) -> str:
             return push(http, PROJECT, spider="endless", spider_args={"base": site_url},
-                        job_settings={"CLOSESPIDER_ITEMCOUNT": 40})
+                        job_settings={"CLOSESPIDER_ITEMCOUNT": items})
 
-        first = small()
+        # long enough that the big job waits longer than the worker timeout (3 s) for its
+        # slots, and jobs claimed meanwhile would be lost if not heartbeated
+        first = small(items=300)
         wait_for(lambda: meta(http, first).get("state") == "running", what="running")
         big = push(http, PROJECT, spider="books", units=2,
                    spider_args={"base": site_url, "category": "big"})
