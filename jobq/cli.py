@@ -350,21 +350,16 @@ def _project_of(key: str) -> int:
 @click.option("--priority", type=click.IntRange(0, 4), default=None)
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--meta", "meta", multiple=True, help="A NAME=VALUE metadata field (repeatable).")
-@click.option("-a", "--arg", "args", multiple=True,
-              help="A NAME=VALUE spider argument (repeatable; stored as spider_args).")
+@click.option("-a", "--arg", "spider_args", multiple=True,
+              help="A spider argument NAME=VALUE (repeatable), as `scrapy crawl -a`.")
+@click.option("-s", "--set", "job_settings", multiple=True,
+              help="A Scrapy setting NAME=VALUE for this job (repeatable), as `scrapy crawl -s`.")
+@click.option("--units", type=click.IntRange(1), default=None, help="Units the job takes.")
 def push(url: str, apikey: str, as_json: bool, project: int, spider: str, priority: int | None,
-         tags: tuple[str, ...], meta: tuple[str, ...], args: tuple[str, ...]) -> None:
+         tags: tuple[str, ...], meta: tuple[str, ...], spider_args: tuple[str, ...],
+         job_settings: tuple[str, ...], units: int | None) -> None:
     """Push one job of SPIDER into PROJECT's pending queue."""
-    job: dict[str, Any] = {"spider": spider}
-    for item in args:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--arg")
-        job.setdefault("spider_args", {})[name] = value
-    if priority is not None:
-        job["priority"] = priority
-    if tags:
-        job["tags"] = list(tags)
+    job = new_job(spider, priority, tags, spider_args, job_settings, units)
     for item in meta:
         name, sep, value = item.partition("=")
         if not sep:
@@ -372,6 +367,34 @@ def push(url: str, apikey: str, as_json: bool, project: int, spider: str, priori
         job[name] = value
     rows = _call(url, apikey, lambda c: c.push(project, [job]))
     _print_rows(rows, ["key", "error"], as_json)
+
+
+def new_job(spider: str, priority: int | None, tags: Sequence[str], spider_args: Sequence[str],
+            job_settings: Sequence[str], units: int | None) -> dict[str, Any]:
+    """A job to push, with `spider_args` and `job_settings` stored as the app API stores
+    them (dicts of strings in the job's metadata)."""
+    job: dict[str, Any] = {"spider": spider}
+    if priority is not None:
+        job["priority"] = priority
+    if tags:
+        job["tags"] = list(tags)
+    if spider_args:
+        job["spider_args"] = _pairs(spider_args, "-a")
+    if job_settings:
+        job["job_settings"] = _pairs(job_settings, "-s")
+    if units is not None:
+        job["units"] = units
+    return job
+
+
+def _pairs(items: Sequence[str], hint: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=hint)
+        out[name] = value
+    return out
 
 
 @main.command("list")
@@ -475,3 +498,15 @@ cli_data.register(main)
 from jobq.cli_schedule import schedule as _schedule  # noqa: E402
 
 main.add_command(_schedule)
+
+
+# -- the job-running side (issue 12): jobq/worker/ ---------------------------------------
+
+def _add_worker() -> None:
+    from jobq.worker.cli import run, worker
+
+    main.add_command(worker)
+    main.add_command(run)
+
+
+_add_worker()
