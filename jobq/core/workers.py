@@ -42,6 +42,8 @@ MAX_WAIT = 60.0
 RECHECK = 5.0
 #: most jobs a heartbeat may report, and most slots a worker may declare
 MAX_JOBS = 10_000
+#: most spider names one worker registers
+MAX_SPIDERS = 10_000
 #: leases the reaper looks at in one round
 REAP_BATCH = 500
 #: the reaper's period: this fraction of the worker timeout, at most REAP_MAX (seconds)
@@ -156,6 +158,21 @@ class Workers:
             raise errors.NotFound(f"no registered worker {worker_id!r}")
         return {"id": worker_id, "jobs": [a.render() for a in answers], **self._intervals()}
 
+    async def register_spiders(self, who: Principal, worker_id: str, body: Any) -> dict[str, Any]:
+        """The spiders the worker can run (its project's `scrapy list`), for each project it
+        claims from: they get spider ids, and once workers have registered theirs, runs and
+        schedules of any other spider are refused. Replaces what this worker registered."""
+        worker = await self._owned(who, worker_id)
+        if not worker.info.projects:
+            raise errors.BadRequest(
+                "projects: register the worker with the projects its spiders belong to")
+        names = spider_names(body)
+        for project in worker.info.projects:
+            for name in names:
+                await self.storage.spider_id(project, name, create=True)
+            await self.storage.register_spiders(project, worker_id, names)
+        return {"id": worker_id, "spiders": names}
+
     # -- claims ---------------------------------------------------------------------------
 
     async def start(
@@ -232,6 +249,19 @@ def worker_info(body: Any) -> WorkerInfo:
     ):
         raise errors.BadRequest("projects: expected a list of project ids")
     return WorkerInfo(name, host, slots, botgroups, tuple(projects), version)
+
+
+def spider_names(body: Any) -> list[str]:
+    obj = validation.expect_object(body, "body")
+    unknown = sorted(set(obj) - {"spiders"})
+    if unknown:
+        raise errors.BadRequest(f"body: unknown field {unknown[0]!r} (expected 'spiders')")
+    raw = obj.get("spiders")
+    if not isinstance(raw, list):
+        raise errors.BadRequest("spiders: expected a list of spider names")
+    if len(raw) > MAX_SPIDERS:
+        raise errors.BadRequest(f"spiders: at most {MAX_SPIDERS} names")
+    return list(dict.fromkeys(validation.name(n, f"spiders[{i}]") for i, n in enumerate(raw)))
 
 
 def heartbeat_keys(body: Any) -> list[JobKey]:

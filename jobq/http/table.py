@@ -496,6 +496,15 @@ ROUTES: list[Route] = [
           "Renew the leases of the jobs the worker runs", "workers",
           {"200": json_ok("what the server wants of each job", ref("HeartbeatAnswer"))},
           [WORKER_ID], HEARTBEAT_BODY),
+    Route("POST", "/workers/{worker_id}/spiders", workers.register_spiders,
+          "register_worker_spiders", "The spiders the worker can run (its project's)",
+          "workers", {"200": json_ok("the names registered", {
+              "type": "object", "required": ["id", "spiders"],
+              "properties": {"id": {"type": "string"}, "spiders": array(NAME)}})},
+          [WORKER_ID], Body(BodyKind.VALUE, value_body(
+              {"type": "object", "required": ["spiders"],
+               "properties": {"spiders": array(NAME)}, "additionalProperties": False},
+              "the spider names (replacing those this worker registered before)"))),
     Route("DELETE", "/workers/{worker_id}", workers.unregister, "unregister_worker",
           "Forget a worker that runs no job", "workers", DONE, [WORKER_ID]),
     # operations: no credentials

@@ -92,11 +92,9 @@ class Api:
         job: dict[str, Any] = response.json()
         return job
 
-    def register_spider(self, project: int, name: str) -> int:
-        """Make a spider known to the server (`ids/:pid/spider/:name?create=1`): its id."""
-        spider_id: int = self._call("GET", f"ids/{project}/spider/{name}",
-                                    params={"create": 1}).json()
-        return spider_id
+    def register_spiders(self, worker_id: str, names: list[str]) -> None:
+        """Tell the server which spiders this worker can run (for each of its projects)."""
+        self._call("POST", f"workers/{worker_id}/spiders", content=orjson.dumps({"spiders": names}))
 
     def project_settings(self, project: int) -> dict[str, Any]:
         settings: dict[str, Any] = self._call("GET", f"projects/{project}/settings").json()

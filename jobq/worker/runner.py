@@ -152,12 +152,10 @@ class Worker:
         except SpiderListError as exc:
             log.error("worker: cannot list the project's spiders: %s", exc)
             return
-        for project in self.options.projects:
-            for name in names:
-                try:
-                    self.api.register_spider(project, name)
-                except ApiError as exc:
-                    log.warning("worker: spider %s of project %d: %s", name, project, exc)
+        try:
+            self.api.register_spiders(self.worker_id, names)
+        except ApiError as exc:
+            log.warning("worker: cannot register the spiders %s: %s", names, exc)
         log.info("worker: spiders %s", ", ".join(names))
         self.spiders = names
 

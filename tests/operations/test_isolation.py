@@ -20,13 +20,16 @@ FILTERED = {"/projects/jobsummaries", "/api/scrapyd/listprojects.json", "/api/v2
 #: routes outside any project: admin keys only
 ADMIN_ONLY = {"/botgroups/{name}/max_running", "/botgroups/{name}"}
 #: workers: admin keys, or the key that registered the worker (here the admin key)
-ADMIN_ONLY |= {"/workers", "/workers/{worker_id}/heartbeat", "/workers/{worker_id}"}
+ADMIN_ONLY |= {"/workers", "/workers/{worker_id}/heartbeat", "/workers/{worker_id}/spiders",
+               "/workers/{worker_id}"}
 
 
 #: remove what they name: walked last, so that every other call still finds its job and
 #: its schedule and its worker
 LAST = {("DELETE", "/jobs/{pid}/{sid}/{jobno}"), ("DELETE", "/schedules/{pid}/{id}"),
         ("DELETE", "/workers/{worker_id}")}
+#: ends the job token's job, and so the token: the very last call
+REMOVE_JOB = ("DELETE", "/jobs/{pid}/{sid}/{jobno}")
 #: what jobs produce: only a running job takes records (or any job, from an admin)
 DATA = ("/items/", "/logs/", "/requests/")
 
@@ -37,7 +40,8 @@ def _calls() -> list[tuple[str, str, int]]:
     that the job-data writes before them find their jobs running."""
     calls = [(route.method, route.path, int(min(c for c in route.answers if c[0] == "2")))
              for route in ROUTES]
-    return sorted(calls, key=lambda call: (call[:2] in LAST, call[1].endswith("/cancel")))
+    return sorted(calls, key=lambda call: (call[:2] == REMOVE_JOB, call[:2] in LAST,
+                                           call[1].endswith("/cancel")))
 
 
 CALLS = _calls()
@@ -67,6 +71,8 @@ def _body(path: str, key: str) -> bytes:
         return orjson.dumps({"name": "w2", "projects": [int(key.split("/")[0])]})
     if path.endswith("/heartbeat"):
         return b'{"jobs": []}'
+    if path.endswith("/spiders") and path.startswith("/workers/"):
+        return b'{"spiders": ["s1"]}'
     if path.endswith("/tags"):
         return b'{"add": ["t1"]}'
     if path.startswith("/api/"):  # a form; each route runs its own spider (no duplicate)

@@ -277,6 +277,9 @@ def test_spiders_are_made_known_at_start_and_on_sighup(
     try:
         wait_for(lambda: known("books") and known("endless"), what="the spiders")
         assert not known("fresh")
+        # registered, so scheduling refuses a spider no worker can run
+        refused = http.post("/api/run.json", data={"project": PROJECT, "spider": "fresh"})
+        assert refused.status_code == 400 and "registered worker" in refused.text, refused.text
         spiders = project / "testproject" / "spiders"
         (spiders / "fresh.py").write_text(
             (spiders / "boom.py").read_text().replace('"boom"', '"fresh"'))

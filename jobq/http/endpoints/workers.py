@@ -39,6 +39,11 @@ async def heartbeat(call: Call) -> Reply:
     return responses.json_response(answer)
 
 
+async def register_spiders(call: Call) -> Reply:
+    answer = await _workers(call).register_spiders(call.who, call.args["worker_id"], call.body)
+    return responses.json_response(answer)
+
+
 async def unregister(call: Call) -> Reply:
     await _workers(call).unregister(call.who, call.args["worker_id"])
     return responses.json_response(None)
