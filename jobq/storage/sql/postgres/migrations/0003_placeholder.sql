@@ -1,0 +1,1 @@
+-- placeholder: the real migration 0003 comes with another branch

@@ -1,0 +1,1 @@
+-- placeholder: the real migration 0004 comes with another branch
