@@ -411,6 +411,10 @@ class Bench:
                     ("count_state", f"{q}/count?state=finished", "count state=finished"),
                     ("count_spider", f"{q}/count?spider=s3", "count spider=s3 (10%)"),
                     ("count_tag", f"{q}/count?has_tag=t7", "count has_tag=t7 (5%)"),
+                    ("count_lacks_tag", f"{q}/count?lacks_tag=t7", "count lacks_tag=t7 (95%)"),
+                    # seeding puts t7 on spider s7 only (i % 20 == 7 gives i % 10 == 7)
+                    ("count_tag_spider", f"{q}/count?has_tag=t7&spider=s7",
+                     "count has_tag=t7 spider=s7"),
                     ("list_spider", f"{q}/list?spider=s3&count=100", "list spider=s3, newest 100"),
                     ("list_tag", f"{q}/list?has_tag=t7&count=100", "list has_tag=t7, newest 100"),
                     ("summary", f"{q}/summary", "summary"),

@@ -101,12 +101,16 @@ def main() -> None:
 @click.option("--http-server", envvar="JOBQ_HTTP_SERVER", show_envvar=True, default="granian",
               show_default=True, type=click.Choice(["granian", "uvicorn"]),
               help="The HTTP server software (granian: about twice uvicorn's speed).")
+@click.option("--workers", envvar="JOBQ_WORKERS", show_envvar=True, default=1,
+              show_default=True, type=click.IntRange(1, 256),
+              help="Server processes on this node, sharing the port (PostgreSQL and"
+                   " granian only: a SQLite file has one writer).")
 def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchronous: str,
           pool_size: int, max_count: int, max_body: int, rate_limit: float, rate_burst: int,
           body_timeout: float, token_secret_file: str | None, token_secret: str | None,
           token_lifetime: int, metrics_key: str | None, data_janitor_seconds: float,
           worker_timeout: float, cancel_timeout: float, log_level: str, log_format: str,
-          http_server: str) -> None:
+          http_server: str, workers: int) -> None:
     """Run the server in the foreground."""
     from jobq.http import serving
     from jobq.http.app import create_app
@@ -120,11 +124,28 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
         data_janitor_seconds=data_janitor_seconds,
         worker_timeout=worker_timeout, cancel_timeout=cancel_timeout,
     )
+    _check_workers(workers, settings.db, http_server)
     logs.configure(log_level, log_format)
     storage = _storage(settings)
     _run_storage(lambda: storage.prepare())  # refuse a database before serving it
+    if workers > 1:
+        # each process opens its own storage (pool, group commit) after the fork
+        serving.run_workers(lambda: create_app(settings, _storage(settings)), workers, host,
+                            port, log_level)
+        return
     app = create_app(settings, storage)
     serving.run(app, host, port, log_level, http_server, on_stop=app.drain)
+
+
+def _check_workers(workers: int, db: str, http_server: str) -> None:
+    if workers == 1:
+        return
+    if db.startswith("sqlite"):
+        raise DatabaseFault("--workers needs PostgreSQL: a SQLite database has one writer,"
+                            " so one server process serves it")
+    if http_server != "granian":
+        raise DatabaseFault("--workers needs --http-server granian (its listener shares"
+                            " the port between processes)")
 
 
 def _token_secrets(path: str | None, value: str | None) -> tuple[str, ...]:

@@ -146,3 +146,34 @@ def scan(project: int, query: ListQuery) -> Scan | None:
     if not branches or query.count == 0:
         return None
     return Scan(branches, row_terms(project, query), query.count, min(query.start, MAX_INT))
+
+
+# -- counts by tag, from the maintained counts -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TagCount:
+    """A count read from the counts kept per (tag, spider, state): the jobs of `states`
+    (of `spiders`; None: all) that have `tag`, or with `negate` that lack it (the state
+    counts less those that have it)."""
+
+    project: int
+    tag: str
+    negate: bool
+    states: tuple[int, ...]
+    spiders: tuple[int, ...] | None
+
+
+def tag_count(project: int, query: ListQuery) -> TagCount | None:
+    """The maintained count that answers a count of `query`: when its only condition
+    beyond state and spider is one tag to have or to lack. None otherwise: several tags
+    are not a sum of their counts (a job may have more than one), and other conditions
+    (time range, `stop`, keys) need the rows."""
+    terms = row_terms(project, query)
+    if len(terms) != 1 or not isinstance(terms[0], Tagged) or len(terms[0].tags) != 1:
+        return None
+    if not query.states or (query.spiders is not None and not query.spiders):
+        return None  # matches nothing: the scan says so
+    spiders = None if query.spiders is None else tuple(dict.fromkeys(query.spiders))
+    return TagCount(project, terms[0].tags[0], terms[0].negate,
+                    tuple(dict.fromkeys(int(s) for s in query.states)), spiders)

@@ -10,11 +10,15 @@ stays one flag away."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 SERVERS = ("granian", "uvicorn")
 
@@ -82,3 +86,92 @@ def _uvicorn(app: Any, host: str, port: int, log_level: str,
     server.run()
     if not server.started:  # the app did not start (its lifespan logged why): as uvicorn.run
         sys.exit(3)
+
+
+# -- several server processes (`jobq serve --workers N`) -----------------------------------
+#
+# The parent forks N children, each running the embedded granian server above on the same
+# address: granian binds its listener with SO_REUSEPORT on Linux, so the kernel spreads
+# connections over the children, and each child keeps the graceful SIGTERM stop it has
+# alone. granian's own `workers` option is not used: its embedded mode runs one worker in
+# this process only, and its multi-process mode would re-import the app from a string.
+# Each child opens its own storage (its own PostgreSQL pool and group commit) after the
+# fork. A child dies with its parent (PR_SET_PDEATHSIG: SIGTERM, a graceful stop), so a
+# `kill -9` of the parent leaves no child serving.
+
+_PR_SET_PDEATHSIG = 1
+
+
+def run_workers(make_app: Callable[[], Any], workers: int, host: str, port: int,
+                log_level: str) -> None:
+    """Serve with `workers` child processes (granian only); SIGTERM or SIGINT stops
+    them gracefully and exits 0. A child that exits on its own stops the others, and the
+    parent exits with its status (a supervisor restarts the whole group)."""
+    log = logging.getLogger("jobq.serve")
+    children: set[int] = set()
+    stopping = False
+
+    def stop_all(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    # installed before forking: a signal between two forks still reaches every child
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    parent = os.getpid()
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            _child(parent, make_app, host, port, log_level)
+        children.add(pid)
+        if stopping:
+            stop_all()
+    log.info("serving with %d processes: %s", workers, sorted(children))
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:  # pragma: no cover - every child is in `children`
+            break
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if not stopping:
+            log.error("server process %d exited with status %d: stopping the others",
+                      pid, code)
+            status = code or 1
+            stop_all()
+        elif code != 0 and status == 0:
+            status = code
+    sys.exit(status)
+
+
+def _child(parent: int, make_app: Callable[[], Any], host: str, port: int,
+           log_level: str) -> NoReturn:
+    """A child of `run_workers`: serve until SIGTERM, then exit (never returns)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    code = 1
+    try:
+        _die_with_parent(parent)
+        app = make_app()
+        run(app, host, port, log_level, "granian", on_stop=app.drain)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        logging.getLogger("jobq.serve").exception("server process %d failed", os.getpid())
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(0)

@@ -65,6 +65,10 @@ def count_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:
     """None when the count comes from `state_counts` (no filter but state and spider)."""
     if not filters.row_terms(project, query):
         return None
+    by_tag = filters.tag_count(project, query)
+    if by_tag is not None:
+        dialect = PgDialect()
+        return dialect.tag_count_sql(by_tag), dialect.values
     scan = filters.scan(project, dataclasses.replace(query, count=None))
     if scan is None:
         return "SELECT 0", []

@@ -8,7 +8,17 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
-from jobq.domain.filters import Compare, KeyIn, MetaIn, Never, OneOf, Scan, Tagged, Term
+from jobq.domain.filters import (
+    Compare,
+    KeyIn,
+    MetaIn,
+    Never,
+    OneOf,
+    Scan,
+    TagCount,
+    Tagged,
+    Term,
+)
 
 
 class Dialect(abc.ABC):
@@ -87,3 +97,22 @@ class Dialect(abc.ABC):
             f"(SELECT count(*) FROM jobs j WHERE {self.where(scan.where(branch))})"
             for branch in scan.branches
         )
+
+    def tag_count_sql(self, count: TagCount) -> str:
+        """How many jobs `count` matches, from the maintained counts: a few rows of
+        `tag_counts` (less than those of `state_counts`, with `negate`)."""
+
+        def total(table: str, tag: str | None) -> str:
+            where = f"c.project_id = {self.param(count.project, 'project_id')}"
+            if tag is not None:
+                where += f" AND c.tag = {self.param(tag)}"
+            if count.spiders is not None:
+                where += f" AND c.spider_id {self.one_of(count.spiders, 'int')}"
+            where += f" AND c.state {self.one_of(count.states, 'int')}"
+            return f"(SELECT COALESCE(SUM(c.n), 0) FROM {table} c WHERE {where})"
+
+        # placeholders are numbered in the order they are rendered: left to right
+        if not count.negate:
+            return "SELECT " + total("tag_counts", count.tag)
+        every = total("state_counts", None)
+        return f"SELECT {every} - {total('tag_counts', count.tag)}"

@@ -78,6 +78,10 @@ def _records(
 
 
 def count_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> int:
+    by_tag = filters.tag_count(project, query)
+    if by_tag is not None:
+        d = SqliteDialect()
+        return int(conn.execute(d.tag_count_sql(by_tag), d.values).fetchone()[0])
     if query.lacks_tags:
         # none of L = all that match the rest, less those of them with one of L: both
         # counts start from indexes, where checking every job for L would scan the queue

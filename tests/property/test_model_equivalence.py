@@ -190,7 +190,9 @@ UPDATE_LINES = st.fixed_dictionaries(
 PROJECT = st.sampled_from(PROJECTS)
 OPS = st.one_of(
     st.tuples(st.just("push"), PROJECT, st.lists(PUSH_LINES, min_size=1, max_size=3)),
-    st.tuples(st.just("start"), PROJECT, st.sampled_from(({}, {"worker": "w1"}))),
+    # startjob's parameters are merged into the metadata: tags too
+    st.tuples(st.just("start"), PROJECT, st.sampled_from(
+        ({}, {"worker": "w1"}, {"tags": ["x", "z"]}, {"tags": []}))),
     st.tuples(st.just("update"), PROJECT, st.lists(UPDATE_LINES, min_size=1, max_size=3)),
     st.tuples(st.just("cancel"), PROJECT, st.integers(1, 3) | st.lists(KEY_INDEX, max_size=3)),
     st.tuples(st.just("delete"), PROJECT, TARGETS),
@@ -400,6 +402,21 @@ class Run:
                 for queue, (name, _, jobs) in zip(got, want, strict=True):
                     check_rows(queue["summary"], jobs, None, self.book,
                                f"{where}: summary of spider {spider}, {name}")
+            await self.check_tag_counts(pid, where)
+
+    async def check_tag_counts(self, pid: int, where: str) -> None:
+        """Counts of one tag to have or to lack (read from the counts kept per tag) of
+        every tag, queue, and spider, equal the model's."""
+        reads = [((s,), ()) for s in m.LISTABLE] + [(m.LISTABLE, (s,)) for s in SPIDERS]
+        for tag in TAGS:
+            for states, spider in reads:
+                for has, lacks in (((tag,), ()), ((), (tag,))):
+                    req = ListRequest(states=tuple(state(s) for s in states),
+                                      spiders=spider, has_tags=has, lacks_tags=lacks)
+                    n = await self.queue.count(ADMIN, pid, req)
+                    want = self.model.count(pid, states, spider, has, lacks)
+                    assert n == want, (f"{where}: count {states} spider={spider}"
+                                       f" has_tag={has} lacks_tag={lacks} = {n}, model {want}")
 
     async def check_reads(self, reads: dict[str, Any]) -> None:
         pid = reads["project"]
