@@ -328,8 +328,11 @@ class Reaper:
         now = self.clock.now_ms()
         gap = round(self.period * 1000 * GRACE_TICKS)
         if await self.storage.reaper_tick(now, max(gap, 1), self.timeouts):
-            log.warning("reaper: no tick for %d ms (database out of reach or no server ran):"
-                        " every worker gets a whole worker timeout to heartbeat again", gap)
+            # at this process's first tick a gap only means no server ran meanwhile (a
+            # start, a restart of every node); later, the database was out of reach
+            level = logging.INFO if self.ticks == 1 else logging.WARNING
+            log.log(level, "reaper: no tick for over %d ms (database out of reach or no server"
+                    " ran): every worker gets a whole worker timeout to heartbeat again", gap)
             return
         policies: dict[int, leases.LostPolicy] = {}
         for lease in await self.storage.due_leases(now, REAP_BATCH):
