@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from jobq import cli_data, errors, logs
+from jobq.cli_options import http_command
 from jobq.client import Client, JobqClientError
 from jobq.config import Settings
 from jobq.core import credentials
@@ -327,21 +328,6 @@ def _cell(value: Any) -> str:
 
 
 # -- terminal tools over HTTP ------------------------------------------------------------
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def http_command(fn: F) -> F:
-    for option in reversed([
-        click.option("--url", envvar="JOBQ_URL", show_envvar=True,
-                     default="http://127.0.0.1:2424", show_default=True, help="Server URL."),
-        click.option("--apikey", envvar="JOBQ_APIKEY", show_envvar=True, required=True,
-                     help="API key."),
-        click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table."),
-    ]):
-        fn = option(fn)
-    return fn
-
 
 def _call(url: str, apikey: str, action: Callable[[Client], T]) -> T:
     try:

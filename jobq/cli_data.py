@@ -20,6 +20,8 @@ import click
 import httpx
 import orjson
 
+from jobq.cli_options import APIKEY, URL, with_options
+
 #: downloads of at least this many records get a progress bar
 PROGRESS_MIN = 10_000
 #: seconds between polls of `logs --follow`
@@ -28,16 +30,8 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 _FINAL_STATES = ("finished", "deleted")
 
 
-def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--url", envvar="JOBQ_URL", show_envvar=True,
-                     default="http://127.0.0.1:2424", show_default=True, help="Server URL."),
-        click.option("--apikey", envvar="JOBQ_APIKEY", show_envvar=True, required=True,
-                     help="API key."),
-        click.argument("key"),
-    ]):
-        fn = option(fn)
-    return fn
+#: `--url`, `--apikey` and the job's key
+_options = with_options(URL, APIKEY, click.argument("key"))
 
 
 def _job_key(key: str) -> str:

@@ -11,23 +11,12 @@ import click
 import httpx
 import orjson
 
+from jobq.cli_options import http_command
 from jobq.client import Client, JobqClientError
 
 T = TypeVar("T")
 
 COLUMNS = ["id", "spider", "when", "next_run", "last_job", "last_outcome", "paused"]
-
-
-def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--url", envvar="JOBQ_URL", show_envvar=True,
-                     default="http://127.0.0.1:2424", show_default=True, help="Server URL."),
-        click.option("--apikey", envvar="JOBQ_APIKEY", show_envvar=True, required=True,
-                     help="API key."),
-        click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table."),
-    ]):
-        fn = option(fn)
-    return fn
 
 
 def _call(url: str, apikey: str, action: Callable[[Client], T]) -> T:
@@ -82,7 +71,7 @@ def schedule() -> None:
 
 
 @schedule.command("add")
-@_options
+@http_command
 @click.argument("project", type=click.IntRange(1))
 @click.argument("spider")
 @click.option("--cron", default=None, help='5-field cron expression, e.g. "0 3 * * *".')
@@ -122,7 +111,7 @@ def add(url: str, apikey: str, as_json: bool, project: int, spider: str, cron: s
 
 
 @schedule.command("list")
-@_options
+@http_command
 @click.argument("project", type=click.IntRange(1))
 def list_schedules(url: str, apikey: str, as_json: bool, project: int) -> None:
     """The schedules of PROJECT, with their next run and last outcome."""
@@ -130,7 +119,7 @@ def list_schedules(url: str, apikey: str, as_json: bool, project: int) -> None:
 
 
 def _action(name: str, action: str, help_text: str) -> click.Command:
-    @_options
+    @http_command
     @click.argument("project", type=click.IntRange(1))
     @click.argument("schedule_id", type=click.IntRange(1))
     def command(url: str, apikey: str, as_json: bool, project: int, schedule_id: int) -> None:
