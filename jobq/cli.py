@@ -22,6 +22,7 @@ from jobq.cli_options import http_command
 from jobq.client import Client, JobqClientError
 from jobq.config import Settings
 from jobq.core import credentials
+from jobq.domain import jobs
 from jobq.storage import DEFAULT_URL, open_storage
 from jobq.storage.base import Storage
 
@@ -244,7 +245,7 @@ def keys() -> None:
 
 @keys.command("create")
 @db_option
-@click.option("--project", type=click.IntRange(1), default=None,
+@click.option("--project", type=click.IntRange(1, jobs.MAX_ID), default=None,
               help="The one project the key reaches.")
 @click.option("--admin", is_flag=True, help="Make an admin key (reaches every project).")
 @click.option("--name", default=None, help="Shown as scheduled_by/started_by of its jobs.")

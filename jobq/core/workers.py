@@ -244,7 +244,7 @@ def worker_info(body: Any) -> WorkerInfo:
     botgroups = tuple(validation.name(g, f"botgroups[{i}]") for i, g in enumerate(groups))
     projects = obj.get("projects") or []
     if not isinstance(projects, list) or not all(
-        isinstance(p, int) and not isinstance(p, bool) and 0 < p <= jobs.MAX_INT
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p <= jobs.MAX_ID
         for p in projects
     ):
         raise errors.BadRequest("projects: expected a list of project ids")

@@ -126,6 +126,8 @@ def position_floor(ts_ms: int) -> int:
     return ts_ms << POSITION_SHIFT
 
 
+#: Ids (project, spider, job number) have at most 18 digits, as the hosted service's keys.
+MAX_ID = 10**18 - 1
 _ID = r"[1-9][0-9]{0,17}"
 _JOB_KEY = re.compile(rf"({_ID})/({_ID})/({_ID})")
 _SPIDER_KEY = re.compile(rf"({_ID})/({_ID})")

@@ -46,7 +46,7 @@ def array(items: Schema, **extra: Any) -> Schema:
     return {"type": "array", "items": items, **extra}
 
 
-ID = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
+ID = {"type": "integer", "minimum": 1, "maximum": jobs.MAX_ID}
 TIMESTAMP = {"type": "integer", "description": "milliseconds since the UNIX epoch"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 STATES = ["pending", "running", "finished", "deleted"]

@@ -89,3 +89,14 @@ def test_only_the_registering_key_or_an_admin_registers_spiders(server: Server) 
         assert unknown.status_code == 404
         assert http.post("/api/run.json", data={"project": A, "spider": "y"},
                          auth=(server.admin_key, "")).status_code == 200
+
+
+@pytest.mark.parametrize("project", [10**18, 2**63 - 1, 0, True])
+def test_a_project_id_outside_the_key_range_is_refused(server: Server, project: object) -> None:
+    # project ids are the 18-digit ids of job keys: a worker registered for a larger one
+    # would list a project no job key, path or OpenAPI schema can name
+    with httpx.Client(base_url=server.url, auth=(server.admin_key, ""), timeout=10) as http:
+        answer = http.post("/workers", json={"name": "w", "projects": [project]})
+        assert answer.status_code == 400, answer.text
+        assert "projects: expected a list of project ids" in answer.text
+        assert http.get("/api/scrapyd/listprojects.json").json()["projects"] == []
