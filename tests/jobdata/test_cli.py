@@ -66,6 +66,7 @@ def test_logs_follow_ends_when_the_job_finishes(
 ) -> None:
     key, _ = running_job(http, project)
     write(http, "logs", key, [{"message": "first", "level": 20, "time": 1}])
+    before = _log_reads(http)
     follower = subprocess.Popen(
         [*helpers.jobq_command(), "logs", key, "--follow", "--json", "--url", data_server.url,
          "--apikey", data_server.admin_key], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -75,7 +76,8 @@ def test_logs_follow_ends_when_the_job_finishes(
         assert ready, "the first line did not come"
         first = follower.stdout.readline()
         assert json.loads(first)["message"] == "first"
-        time.sleep(1.5)  # it has printed what there is; it must wait for more
+        # it has printed what there is; it must ask again rather than end
+        _wait_for_log_reads(http, before + 2)
         assert follower.poll() is None, "--follow must wait while the job runs"
         write(http, "logs", key, [{"message": "second", "level": 20, "time": 2}])
         finish(http, project, key)
@@ -86,3 +88,21 @@ def test_logs_follow_ends_when_the_job_finishes(
         follower.communicate()  # reaps it and closes its pipes
     assert follower.returncode == 0, err
     assert [json.loads(x)["message"] for x in out.splitlines()] == ["second"]
+
+
+_LOG_READS = 'jobq_http_requests_total{method="GET",route="/logs/{pid}/{sid}/{jobno}",status="200"}'
+
+
+def _log_reads(http: httpx.Client) -> int:
+    """How many log reads the server has answered (its /metrics)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(_LOG_READS + " "):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def _wait_for_log_reads(http: httpx.Client, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while _log_reads(http) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} log reads in 30 s"
+        time.sleep(0.05)
