@@ -156,12 +156,13 @@ def test_server_restart_mid_crawl_loses_nothing(
                        job_settings={"CLOSESPIDER_ITEMCOUNT": 300})
             wait_for(lambda: meta(http, key).get("state") == "running", what="running")
         server.stop()
-        time.sleep(3)  # the crawl goes on meanwhile; its output waits on the worker's disk
+        # the crawl goes on meanwhile; its output waits on the worker's disk
+        wait_for(lambda: "server unavailable" in proc.text(), timeout=30,
+                 what="the worker to meet the outage")
         server.start()
         with server.client() as http:
             found = wait_finished(http, key)
         assert found["close_reason"] == "closespider_itemcount", proc.text()[-3000:]
-        assert "server unavailable" in proc.text()  # the outage did happen mid-crawl
         sc = ScrapinghubClient(server.admin_key, endpoint=server.url)
         try:
             job = sc.get_job(key)
