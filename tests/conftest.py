@@ -25,24 +25,10 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def _require_postgres() -> None:
-    why = helpers.pg_available()
-    if why is None:
-        return
-    message = f"PostgreSQL unreachable at {helpers.PG_BASE_URL}: {why}"
-    if helpers.IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    _require_postgres()
-    url = helpers.create_pg_database()
-    try:
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    with helpers.fresh_database("postgres", tmp_path) as url:
         yield url
-    finally:
-        helpers.drop_pg_database(url)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 PG_BASE_URL = os.environ.get("JOBQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -56,6 +57,44 @@ def drop_pg_database(url: str) -> None:
     name = url.rpartition("/")[2]
     with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def require_postgres() -> None:
+    """Skip the test without PostgreSQL; under CI=true fail instead (CI must never pass
+    by skipping the PostgreSQL cases)."""
+    why = pg_available()
+    if why is None:
+        return
+    message = f"PostgreSQL unreachable at {PG_BASE_URL}: {why}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of a new empty database of `backend` (a SQLite file in `folder`); a
+    PostgreSQL database is dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'jobq.sqlite3'}"
+        return
+    require_postgres()
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@contextlib.contextmanager
+def running_server(backend: str, folder: Path, extra_args: Sequence[str] = ()) -> Iterator[Server]:
+    """A started `jobq serve` on a fresh database of `backend`, stopped afterwards."""
+    with fresh_database(backend, folder) as db:
+        server = Server(db=db, log=folder / "server.log", extra_args=list(extra_args)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def jobq_command() -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,25 +22,9 @@ def shared_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[helpers.Server]:
     """A `jobq serve` on a fresh database of each backend, for a whole module."""
-    tmp: Path = tmp_path_factory.mktemp(f"server-{request.param}")
-    pg_url = None
-    if request.param == "sqlite":
-        db = f"sqlite:///{tmp / 'jobq.sqlite3'}"
-    else:
-        why = helpers.pg_available()
-        if why is not None:
-            message = f"PostgreSQL unreachable at {helpers.PG_BASE_URL}: {why}"
-            if helpers.IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
-        db = pg_url = helpers.create_pg_database()
-    srv = helpers.Server(db=db, log=tmp / "server.log").start()
-    try:
+    with helpers.running_server(request.param,
+                                tmp_path_factory.mktemp(f"server-{request.param}")) as srv:
         yield srv
-    finally:
-        srv.stop()
-        if pg_url is not None:
-            helpers.drop_pg_database(pg_url)
 
 
 @pytest.fixture

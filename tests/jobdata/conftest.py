@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,34 +15,13 @@ from tests import helpers
 _project_ids = itertools.count(300)
 
 
-def start_server(backend: str, tmp: Path, *extra: str) -> tuple[helpers.Server, str | None]:
-    pg_url = None
-    if backend == "sqlite":
-        db = f"sqlite:///{tmp / 'jobq.sqlite3'}"
-    else:
-        why = helpers.pg_available()
-        if why is not None:
-            message = f"PostgreSQL unreachable at {helpers.PG_BASE_URL}: {why}"
-            if helpers.IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
-        db = pg_url = helpers.create_pg_database()
-    srv = helpers.Server(db=db, log=tmp / "server.log",
-                         extra_args=["--data-janitor-seconds", "0.2", *extra])
-    return srv.start(), pg_url
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def data_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[helpers.Server]:
-    srv, pg_url = start_server(request.param, tmp_path_factory.mktemp(f"jd-{request.param}"))
-    try:
+    with helpers.running_server(request.param, tmp_path_factory.mktemp(f"jd-{request.param}"),
+                                ["--data-janitor-seconds", "0.2"]) as srv:
         yield srv
-    finally:
-        srv.stop()
-        if pg_url is not None:
-            helpers.drop_pg_database(pg_url)
 
 
 @pytest.fixture
