@@ -14,7 +14,7 @@ import orjson
 
 from jobq import errors
 from jobq.core.credentials import Principal
-from jobq.domain import records_data
+from jobq.domain import project_settings, records_data
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey
 from jobq.domain.records_data import Kind, Stats
@@ -58,7 +58,7 @@ def retention_days(settings: dict[str, Any]) -> float | None:
     value = settings.get(RETENTION_SETTING)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if not project_settings.is_number(value) or value < 0:
         raise errors.BadRequest(f"setting {RETENTION_SETTING}: expected a number of days >= 0")
     return float(value)
 

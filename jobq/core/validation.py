@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from jobq import errors
-from jobq.domain import jobs
+from jobq.domain import jobs, project_settings
 from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobUpdate, NewJob
 
@@ -170,6 +170,7 @@ def settings_fields(fields: dict[str, Any]) -> None:
     """Settings a client merges into a project's."""
     if "botgroups" in fields:
         botgroups_setting(fields["botgroups"])
+    project_settings.check(fields)
     stored_json(fields, "settings")
 
 

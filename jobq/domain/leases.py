@@ -28,6 +28,7 @@ from typing import Any
 
 from jobq.domain import changes
 from jobq.domain.jobs import JobKey, State
+from jobq.domain.project_settings import is_count, is_number
 
 #: default seconds without a heartbeat before a worker and its jobs are lost
 WORKER_TIMEOUT = 60.0
@@ -126,24 +127,21 @@ class LostPolicy:
 
 
 def policy_of(settings: dict[str, Any]) -> LostPolicy:
-    """The lease settings of a project (bad values are ignored: settings are free-form)."""
+    """The lease settings of a project (values stored before `project_settings.check`
+    refused bad ones are ignored)."""
     requeue = settings.get("requeue_lost") is True
     raw_retries = settings.get("max_retries")
-    retries = _count(raw_retries) if _is_count(raw_retries) else MAX_RETRIES_DEFAULT
+    retries = _count(raw_retries) if is_count(raw_retries) else MAX_RETRIES_DEFAULT
     runtime = settings.get("max_runtime")
     runtime_ms = None
-    if isinstance(runtime, int | float) and not isinstance(runtime, bool) and runtime > 0:
+    if is_number(runtime) and runtime > 0:
         runtime_ms = round(runtime * 1000)
     return LostPolicy(requeue, retries, runtime_ms)
 
 
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def _count(value: Any) -> int:
     """A stored counter, 0 when absent or not a count."""
-    return int(value) if _is_count(value) else 0
+    return int(value) if is_count(value) else 0
 
 
 def new_lease(

@@ -125,6 +125,18 @@ CASES = [
          body=DEEP),
     Case("settings-deep", "POST", "/projects/$p/settings", 400, "settings: nested",
          body=DEEP),
+    # -- the project settings jobq reads (leases, job data) -------------------------------
+    Case("settings-requeue-lost", "POST", "/projects/$p/settings", 400,
+         "setting requeue_lost: expected true or false", body=b'{"requeue_lost": "yes"}'),
+    Case("settings-max-retries", "POST", "/projects/$p/settings", 400,
+         "setting max_retries: expected an integer >= 0", body=b'{"max_retries": -1}'),
+    Case("settings-max-retries-float", "POST", "/projects/$p/settings/max_retries", 400,
+         "setting max_retries: expected an integer >= 0", body=b"2.5"),
+    Case("settings-max-runtime", "POST", "/projects/$p/settings/max_runtime", 400,
+         "setting max_runtime: expected a number of seconds > 0, or null", body=b'"1h"'),
+    Case("settings-retention", "POST", "/projects/$p/settings", 400,
+         "setting data_retention_days: expected a number of days >= 0, or null",
+         body=b'{"data_retention_days": true}'),
     # -- the bad-input tests before these (tests/acceptance/test_http.py) ----------------
     Case("push-not-json", "POST", "/jobq/$p/push", 400, "line 2",
          body=b'{"spider": "s"}\n{"spider": "s"\n{"spider": "s"}'),
