@@ -46,10 +46,10 @@ class ListRequest:
 
 def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> dict[str, Any]:
     """One line of `list`/`summary`: the hosted service's fields, or with `jobmeta` the
-    key fields plus the metadata fields asked for. A finished job whose metadata was read
-    (`jobmeta`, jobsummary, lastjobsummary) with `scrapystats` also shows `items`, `pages`,
-    `logs` and `errors` (`jobs.outcome_counters`), unless fields asked for have the name."""
-    key, spider, state, position, positions, tags, meta = record
+    key fields plus the metadata fields asked for. A finished job with `scrapystats` also
+    shows `items`, `pages`, `logs` and `errors` (`jobs.outcome_counters`, stored with the
+    metadata), unless fields asked for have the name."""
+    key, spider, state, position, positions, tags, meta, counters = record
     ts = position >> jobs.POSITION_SHIFT
     row: dict[str, Any] = {
         "key": f"{key[0]}/{key[1]}/{key[2]}", "ts": ts, "state": _LABELS[state],
@@ -61,18 +61,13 @@ def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> di
             row[_TIME_FIELDS[entered]] = entered_at >> jobs.POSITION_SHIFT
     if tags:
         row["tags"] = tags
-    if meta is not None:
-        if jobmeta is not None:
-            for name in jobmeta:
-                if name in meta and name not in row:  # metadata never shadows key, ts, ...
-                    row[name] = meta[name]
-        if state is State.FINISHED:
-            # rows whose metadata was read anyway (jobmeta, jobsummary, lastjobsummary):
-            # reading it for every listed row costs too much
-            counters = jobs.outcome_counters(meta)
-            if counters is not None:
-                for name, value in counters.items():
-                    row.setdefault(name, value)
+    if meta is not None and jobmeta is not None:
+        for name in jobmeta:
+            if name in meta and name not in row:  # metadata never shadows key, ts, ...
+                row[name] = meta[name]
+    if counters is not None and state is State.FINISHED:
+        for name, value in counters.items():
+            row.setdefault(name, value)
     return row
 
 

@@ -58,7 +58,7 @@ def list_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:
 
 def record(project: int, row: Sequence[Any], with_meta: bool) -> JobRecord:
     """A row of `list_columns` (+ meta)."""
-    return records.job_record(project, row, row[9], row[10] if with_meta else None)
+    return records.job_record(project, row, row[10], row[11] if with_meta else None)
 
 
 def count_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:

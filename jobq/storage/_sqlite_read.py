@@ -18,7 +18,7 @@ from jobq.storage._sql_filters import Dialect
 
 _COLUMNS = (
     "j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,"
-    " j.finished_position, j.deleted_position, j.tags"
+    " j.finished_position, j.deleted_position, j.tags, j.counters"
 )
 
 
@@ -73,7 +73,7 @@ def _records(
             f"SELECT spider_id, name FROM spiders WHERE project_id = ? AND spider_id IN ({marks})",
             (project, *sids),
         ).fetchall())
-    return [records.job_record(project, row, names[row[0]], row[9] if with_meta else None)
+    return [records.job_record(project, row, names[row[0]], row[10] if with_meta else None)
             for row in rows]
 
 

@@ -68,6 +68,11 @@ UNMARKED_TABLES = frozenset({"projects", "spiders", "jobs", "state_counts", "api
                              "secrets"})
 
 
+#: what a migration computes in Python after its script, in its transaction: values
+#: whose rule lives in the domain (written once, not again in SQL)
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {7: tx.backfill_counters}
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered migrations, in order."""
     folder = resources.files("jobq.storage") / "sql" / "sqlite" / "migrations"
@@ -157,6 +162,8 @@ class SqliteStorage(Storage):
                 if number > version:
                     for statement in split_statements(script):
                         conn.execute(statement)
+                    if number in BACKFILLS:
+                        BACKFILLS[number](conn)
             if latest != version:
                 conn.execute(f"PRAGMA user_version = {latest}")
             conn.execute("COMMIT")
