@@ -8,6 +8,9 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
+from jobq.domain import rows
 from jobq.domain.filters import (
     Compare,
     KeyIn,
@@ -54,6 +57,10 @@ class Dialect(abc.ABC):
     def branch(self, select: str) -> str:
         """One ordered, limited branch of a `UNION ALL`."""
 
+    @abc.abstractmethod
+    def json_string(self, expression: str) -> str:
+        """A text value as a JSON string (escaped exactly as orjson does)."""
+
     # -- shared ---------------------------------------------------------------------------
 
     def term(self, term: Term) -> str:
@@ -77,8 +84,9 @@ class Dialect(abc.ABC):
     def where(self, terms: Sequence[Term]) -> str:
         return " AND ".join(self.term(t) for t in terms)
 
-    def list_sql(self, scan: Scan, columns: str, source: str) -> str:
-        """The rows of `scan`, highest position first; one index scan per branch."""
+    def list_sql(self, scan: Scan, columns: str, source: str, order: int = 4) -> str:
+        """The rows of `scan`, highest position first; one index scan per branch (`order`:
+        the number of the position among `columns`)."""
         if len(scan.branches) == 1:
             sql = (f"SELECT {columns} {source} WHERE {self.where(scan.where(scan.branches[0]))}"
                    " ORDER BY j.position DESC")
@@ -87,7 +95,7 @@ class Dialect(abc.ABC):
                 self.branch(f"SELECT {columns} {source} WHERE {self.where(scan.where(branch))}"
                             f" ORDER BY j.position DESC LIMIT {self.limit(scan.branch_limit)}")
                 for branch in scan.branches
-            ) + " ORDER BY 4 DESC"
+            ) + f" ORDER BY {order} DESC"
         # placeholders are numbered in the order they are rendered: the window comes last
         return sql + f" LIMIT {self.limit(scan.limit)} OFFSET {self.param(scan.offset, 'position')}"
 
@@ -116,3 +124,70 @@ class Dialect(abc.ABC):
             return "SELECT " + total("tag_counts", count.tag)
         every = total("state_counts", None)
         return f"SELECT {every} - {total('tag_counts', count.tag)}"
+
+
+# -- rows as JSON text (issue 9, item 3) ----------------------------------------------------
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _member(name: str, first: bool) -> str:
+    """The text before a member's value: its name as JSON, after `{` or `,`."""
+    return ("{" if first else ",") + orjson.dumps(name).decode() + ":"
+
+
+
+class RowText:
+    """The SQL expression of one row's JSON text, as `rows.LIST_ROW` declares it, for
+    both backends (`||`, `CASE`, `COALESCE` and `>>` are spelled alike; `Dialect.
+    json_string` is not). `project` and `now` are written as numbers into the statement
+    (they are integers): a `UNION ALL` of branches repeats the expression."""
+
+    def __init__(self, dialect: Dialect, project: int, now: int, shift: int) -> None:
+        self.dialect = dialect
+        self.project = int(project)
+        self.now = int(now)
+        self.shift = int(shift)
+
+    def sql(self, members: Sequence[rows.Member]) -> str:
+        if not members or self._optional(members[0]):
+            raise ValueError("a row starts with a member it always has")
+        parts = [self._part(m, i == 0) for i, m in enumerate(members)]
+        return "(" + " || ".join(parts) + " || '}')"
+
+    @staticmethod
+    def _optional(member: rows.Member) -> bool:
+        return member.source in (rows.Source.ENTERED, rows.Source.TAGS, rows.Source.COUNTERS)
+
+    def _part(self, member: rows.Member, first: bool) -> str:
+        source = member.source
+        name = _literal(_member(member.name, first))
+        ts = f"(j.position >> {self.shift})"
+        if source is rows.Source.KEY:
+            return (f"{_literal(_member(member.name, first) + chr(34) + str(self.project) + '/')}"
+                    " || j.spider_id || '/' || j.job_no || '\"'")
+        if source is rows.Source.TS:
+            return f"{name} || {ts}"
+        if source is rows.Source.STATE:
+            labels = " ".join(
+                f"WHEN {int(state)} THEN {_literal(orjson.dumps(state.label).decode())}"
+                for state in rows.ENTERED_STATES)
+            return f"{name} || CASE j.state {labels} END"
+        if source is rows.Source.ELAPSED:
+            return f"{name} || ({self.now} - {ts})"
+        if source is rows.Source.SPIDER:
+            return f"{name} || {self.dialect.json_string('s.name')}"
+        if source is rows.Source.ENTERED:
+            assert member.state is not None
+            column = f"j.{member.state.label}_position"
+            return f"COALESCE({name} || ({column} >> {self.shift}), '')"
+        if source is rows.Source.TAGS:
+            # stored as orjson writes them; an empty list is no tags
+            return f"COALESCE({name} || NULLIF(j.tags, '[]'), '')"
+        if source is rows.Source.COUNTERS:
+            # the stored object's members, spliced: `{"items":1,...}` less its braces
+            return (f"CASE WHEN j.state = {int(rows.COUNTED_STATE)}"
+                    " AND length(j.counters) > 2"
+                    " THEN ',' || substr(j.counters, 2, length(j.counters) - 2) ELSE '' END")
+        raise ValueError(f"{source} is not rendered in SQL")

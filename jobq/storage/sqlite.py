@@ -300,6 +300,10 @@ class SqliteStorage(Storage):
     async def list_jobs(self, project: int, query: ListQuery) -> list[JobRecord]:
         return await self._read(functools.partial(read.list_jobs, project=project, query=query))
 
+    async def list_text(self, project: int, query: ListQuery, now: int) -> str:
+        return await self._read(
+            functools.partial(read.list_text, project=project, query=query, now=now))
+
     async def count_jobs(self, project: int, query: ListQuery) -> int:
         return await self._read(functools.partial(read.count_jobs, project=project, query=query))
 

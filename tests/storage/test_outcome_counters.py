@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from jobq.core.credentials import JobTokens, Principal
-from jobq.core.queue import JobQueue, ListRequest
+from jobq.core.queue import JobQueue, ListRequest, RenderedRows, plain
 from jobq.domain.jobs import JobKey, State
 from jobq.storage.base import Storage
 from tests.workers.test_lease_storage import P as RIG_PROJECT
@@ -35,10 +35,18 @@ def queue(storage: Storage) -> JobQueue:
 
 
 async def rows(queue: JobQueue, **request: Any) -> dict[str, dict[str, Any]]:
-    """The rows of a plain list of every queue (no metadata read), by key."""
+    """The rows of a plain list of every queue (no metadata read), by key: built in
+    Python, and the same built as JSON text by the database."""
     request.setdefault("states", EVERY)
     listed = await queue.list_jobs(ADMIN, P, ListRequest(**request))
+    page = await queue.list_page(ADMIN, P, ListRequest(**request))
+    assert isinstance(page, RenderedRows)
+    assert [_timeless(r) for r in page.rows()] == [_timeless(r) for r in listed]
     return {row["key"]: row for row in listed}
+
+
+def _timeless(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "elapsed"}
 
 
 def counters(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -70,7 +78,8 @@ async def test_push_of_a_finished_job_lists_its_counters(queue: JobQueue) -> Non
     assert counters(listed[waiting]) is None, "a pending job's row carries none"
     # a summary reads no metadata either
     (finished,) = await queue.summary(ADMIN, P, None, State.FINISHED, ListRequest())
-    assert [counters(r) for r in finished["summary"]] == [None, OTHER_COUNTERS, COUNTERS]
+    assert [counters(r) for r in plain(finished["summary"])] == [
+        None, OTHER_COUNTERS, COUNTERS]
 
 
 async def test_update_finish_and_rewrite_keep_them(queue: JobQueue) -> None:
