@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -138,11 +139,25 @@ def _member(name: str, first: bool) -> str:
 
 
 
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """A text chosen by a column's value (`CASE column WHEN k THEN 'text' ... END`)."""
+
+    column: str
+    texts: dict[int, str]
+
+
+#: a piece of a row's text: literal text, an SQL expression of text, or a choice
+_Piece = str | tuple[str] | _Choice
+
+
 class RowText:
     """The SQL expression of one row's JSON text, as `rows.LIST_ROW` declares it, for
     both backends (`||`, `CASE`, `COALESCE` and `>>` are spelled alike; `Dialect.
     json_string` is not). `project` and `now` are written as numbers into the statement
-    (they are integers): a `UNION ALL` of branches repeats the expression."""
+    (they are integers): a `UNION ALL` of branches repeats the expression. Neighbouring
+    literal texts are joined before they reach SQL (also into the branches of a choice):
+    the database concatenates once per row what is left."""
 
     def __init__(self, dialect: Dialect, project: int, now: int, shift: int) -> None:
         self.dialect = dialect
@@ -153,41 +168,65 @@ class RowText:
     def sql(self, members: Sequence[rows.Member]) -> str:
         if not members or self._optional(members[0]):
             raise ValueError("a row starts with a member it always has")
-        parts = [self._part(m, i == 0) for i, m in enumerate(members)]
-        return "(" + " || ".join(parts) + " || '}')"
+        pieces: list[_Piece] = []
+        for i, member in enumerate(members):
+            pieces += self._pieces(member, i == 0)
+        pieces.append("}")
+        return "(" + " || ".join(map(self._render, _merged(pieces))) + ")"
 
     @staticmethod
     def _optional(member: rows.Member) -> bool:
         return member.source in (rows.Source.ENTERED, rows.Source.TAGS, rows.Source.COUNTERS)
 
-    def _part(self, member: rows.Member, first: bool) -> str:
+    @staticmethod
+    def _render(piece: _Piece) -> str:
+        if isinstance(piece, str):
+            return _literal(piece)
+        if isinstance(piece, _Choice):
+            whens = " ".join(f"WHEN {k} THEN {_literal(t)}" for k, t in piece.texts.items())
+            return f"CASE {piece.column} {whens} END"
+        return piece[0]
+
+    def _pieces(self, member: rows.Member, first: bool) -> list[_Piece]:
         source = member.source
-        name = _literal(_member(member.name, first))
+        name = _member(member.name, first)
         ts = f"(j.position >> {self.shift})"
         if source is rows.Source.KEY:
-            return (f"{_literal(_member(member.name, first) + chr(34) + str(self.project) + '/')}"
-                    " || j.spider_id || '/' || j.job_no || '\"'")
+            return [f'{name}"{self.project}/', ("j.spider_id",), "/", ("j.job_no",), '"']
         if source is rows.Source.TS:
-            return f"{name} || {ts}"
+            return [name, (ts,)]
         if source is rows.Source.STATE:
-            labels = " ".join(
-                f"WHEN {int(state)} THEN {_literal(orjson.dumps(state.label).decode())}"
-                for state in rows.ENTERED_STATES)
-            return f"{name} || CASE j.state {labels} END"
+            return [_Choice("j.state", {int(state): name + orjson.dumps(state.label).decode()
+                                        for state in rows.ENTERED_STATES})]
         if source is rows.Source.ELAPSED:
-            return f"{name} || ({self.now} - {ts})"
+            return [name, (f"({self.now} - {ts})",)]
         if source is rows.Source.SPIDER:
-            return f"{name} || {self.dialect.json_string('s.name')}"
+            return [name, (self.dialect.json_string("s.name"),)]
         if source is rows.Source.ENTERED:
             assert member.state is not None
             column = f"j.{member.state.label}_position"
-            return f"COALESCE({name} || ({column} >> {self.shift}), '')"
+            return [(f"COALESCE({_literal(name)} || ({column} >> {self.shift}), '')",)]
         if source is rows.Source.TAGS:
             # stored as orjson writes them; an empty list is no tags
-            return f"COALESCE({name} || NULLIF(j.tags, '[]'), '')"
+            return [(f"COALESCE({_literal(name)} || NULLIF(j.tags, '[]'), '')",)]
         if source is rows.Source.COUNTERS:
             # the stored object's members, spliced: `{"items":1,...}` less its braces
-            return (f"CASE WHEN j.state = {int(rows.COUNTED_STATE)}"
-                    " AND length(j.counters) > 2"
-                    " THEN ',' || substr(j.counters, 2, length(j.counters) - 2) ELSE '' END")
+            return [(f"CASE WHEN j.state = {int(rows.COUNTED_STATE)}"
+                     " AND length(j.counters) > 2"
+                     " THEN ',' || substr(j.counters, 2, length(j.counters) - 2) ELSE '' END",)]
         raise ValueError(f"{source} is not rendered in SQL")
+
+
+def _merged(pieces: list[_Piece]) -> list[_Piece]:
+    out: list[_Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if isinstance(piece, str) and isinstance(last, str):
+            out[-1] = last + piece
+        elif isinstance(piece, str) and isinstance(last, _Choice):
+            out[-1] = _Choice(last.column, {k: t + piece for k, t in last.texts.items()})
+        elif isinstance(piece, _Choice) and isinstance(last, str):
+            out[-1] = _Choice(piece.column, {k: last + t for k, t in piece.texts.items()})
+        else:
+            out.append(piece)
+    return out
