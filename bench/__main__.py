@@ -68,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--jobq", help="command that runs jobq (default: `jobq` beside this Python, or on PATH)"
     )
     p.add_argument(
+        "--peer-jobq",
+        help="a second jobq command (e.g. an earlier commit's) measured in the same run, on"
+        " the same groups; its rows are the backend's name with @peer",
+    )
+    p.add_argument(
         "--pg",
         default=PG_DEFAULT,
         help="PostgreSQL server URL without database (env JOBQ_BENCH_PG)",
@@ -175,10 +180,14 @@ def main(argv: list[str] | None = None) -> int:
             bench.baseline()
         if "scrapyd" in groups:
             bench.scrapyd()
+        peers = [("", jobq)] + ([("@peer", servers.find_jobq(a.peer_jobq))]
+                                if a.peer_jobq and jobq else [])
         for backend in backends:
-            for group in ("push", "claim", "pending", "queries"):
-                if group in groups:
-                    getattr(bench, group)(backend)
+            for suffix, command in peers:
+                bench.jobq, bench.suffix = command, suffix
+                for group in ("push", "claim", "pending", "queries"):
+                    if group in groups:
+                        getattr(bench, group)(backend)
     except KeyboardInterrupt:
         print("\n# interrupted: stopping servers", file=sys.stderr)
         return 130

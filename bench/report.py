@@ -27,7 +27,7 @@ def ratios(results: list[Row]) -> list[Row]:
     Starlette app's for the same method and connection count."""
     out = []
     for r in results:
-        if r["system"] not in ("sqlite", "postgres") or "throughput" not in r:
+        if r["system"].split("@")[0] not in ("sqlite", "postgres") or "throughput" not in r:
             continue
         row: Row = {"system": r["system"], "workload": r["workload"], "label": r["label"]}
         ref = find(results, "scrapyd", SCRAPYD_OF.get(r["workload"], ""))

@@ -43,6 +43,8 @@ class Bench:
     jobq: list[str]
     pg_base: str
     admin_key: str = "benchkey"
+    #: added to the backend's name in the rows recorded (`--peer-jobq`: "@peer")
+    suffix: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +73,8 @@ class Bench:
         rate = throughput if throughput is not None else run.rps * per_request
         group = server if isinstance(server, list) else [server] if server else []
         rss = sum(s.rss_bytes() for s in group) / MIB if group else None  # summed over nodes
+        if system in ("sqlite", "postgres"):
+            system += self.suffix
         row: dict[str, Any] = {
             "system": system,
             "workload": name,

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from jobq import errors
 from jobq.core import validation
 from jobq.core.credentials import JobTokens, Principal
-from jobq.domain import jobs
+from jobq.domain import jobs, rows
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import JobRecord, ListQuery, StartRequest
@@ -45,40 +47,89 @@ class ListRequest:
 
 
 def render_row(record: JobRecord, now: int, jobmeta: Sequence[str] | None) -> dict[str, Any]:
-    """One line of `list`/`summary`: the hosted service's fields, or with `jobmeta` the
-    key fields plus the metadata fields asked for. A finished job whose metadata was read
-    (`jobmeta`, jobsummary, lastjobsummary) with `scrapystats` also shows `items`, `pages`,
-    `logs` and `errors` (`jobs.outcome_counters`), unless fields asked for have the name."""
-    key, spider, state, position, positions, tags, meta = record
+    """One line of `list`/`summary`, with the members `rows.LIST_ROW` declares, or with
+    `jobmeta` those of `rows.JOBMETA_ROW`: the hosted service's fields, and a finished
+    job's outcome counters (`jobs.outcome_counters`, stored with the metadata). Plain rows
+    of a list are also built as JSON text by storage from the same declaration
+    (`Storage.list_text`)."""
+    key, spider, state, position, positions, tags, meta, counters = record
     ts = position >> jobs.POSITION_SHIFT
-    row: dict[str, Any] = {
-        "key": f"{key[0]}/{key[1]}/{key[2]}", "ts": ts, "state": _LABELS[state],
-        "elapsed": now - ts,
-    }
-    if jobmeta is None:
-        row["spider"] = spider
-        for entered, entered_at in positions.items():
-            row[_TIME_FIELDS[entered]] = entered_at >> jobs.POSITION_SHIFT
-    if tags:
-        row["tags"] = tags
-    if meta is not None:
-        if jobmeta is not None:
-            for name in jobmeta:
-                if name in meta and name not in row:  # metadata never shadows key, ts, ...
-                    row[name] = meta[name]
-        if state is State.FINISHED:
-            # rows whose metadata was read anyway (jobmeta, jobsummary, lastjobsummary):
-            # reading it for every listed row costs too much
-            counters = jobs.outcome_counters(meta)
-            if counters is not None:
-                for name, value in counters.items():
-                    row.setdefault(name, value)
+    row: dict[str, Any] = {}
+    for member in rows.LIST_ROW if jobmeta is None else rows.JOBMETA_ROW:
+        source = member.source
+        if source is _KEY:
+            row[member.name] = f"{key[0]}/{key[1]}/{key[2]}"
+        elif source is _TS:
+            row[member.name] = ts
+        elif source is _STATE:
+            row[member.name] = _LABELS[state]
+        elif source is _ELAPSED:
+            row[member.name] = now - ts
+        elif source is _SPIDER:
+            row[member.name] = spider
+        elif source is _ENTERED:
+            entered_at = positions.get(member.state)  # type: ignore[arg-type]
+            if entered_at is not None:
+                row[member.name] = entered_at >> jobs.POSITION_SHIFT
+        elif source is _TAGS:
+            if tags:
+                row[member.name] = tags
+        elif source is _JOBMETA:
+            if meta is not None and jobmeta is not None:
+                for name in jobmeta:
+                    if name in meta and name not in row:  # never shadows key, ts, ...
+                        row[name] = meta[name]
+        elif counters is not None and state is rows.COUNTED_STATE:  # _COUNTERS
+            for name, value in counters.items():
+                row.setdefault(name, value)
     return row
 
 
-# plain dicts: render_row runs once per listed row
+# plain dicts and names: render_row runs once per listed row
 _LABELS = {state: state.label for state in State}
-_TIME_FIELDS = dict(jobs.TIME_FIELD)
+_KEY, _TS, _STATE, _ELAPSED, _SPIDER, _ENTERED, _TAGS, _JOBMETA = (
+    rows.Source.KEY, rows.Source.TS, rows.Source.STATE, rows.Source.ELAPSED,
+    rows.Source.SPIDER, rows.Source.ENTERED, rows.Source.TAGS, rows.Source.JOBMETA)
+
+
+class RenderedRows:
+    """Plain rows as storage built them (`Storage.list_text`): JSON text, one row a line.
+    No row holds a raw newline (JSON escapes it inside strings), so the lines are the
+    rows. Not a dataclass: orjson would write one as an object of its fields."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as objects (for the formats that are not JSON)."""
+        return [orjson.loads(line) for line in self.text.split("\n")] if self.text else []
+
+    def json_lines(self) -> bytes:
+        return (self.text + "\n").encode() if self.text else b""
+
+    def json_array(self) -> bytes:
+        return ("[" + self.text.replace("\n", ",") + "]").encode()
+
+
+def json_default(value: Any) -> Any:
+    """orjson's `default=` for answers holding `RenderedRows` (a summary's queues): their
+    JSON array as it is."""
+    if isinstance(value, RenderedRows):
+        return orjson.Fragment(value.json_array())
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def plain(value: Any) -> Any:
+    """An answer with its `RenderedRows` as lists of objects."""
+    if isinstance(value, RenderedRows):
+        return value.rows()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 class JobQueue:
@@ -190,6 +241,19 @@ class JobQueue:
         records = await self.storage.list_jobs(project, query)
         return [render_row(r, now, req.jobmeta) for r in records]
 
+    async def list_page(
+        self, who: Principal, project: int, req: ListRequest
+    ) -> RenderedRows | list[dict[str, Any]]:
+        """`list` as the HTTP layer answers it: plain rows built as JSON text by storage
+        (one query, no object per row); rows with `jobmeta` built here."""
+        if req.jobmeta is not None:
+            return await self.list_jobs(who, project, req)
+        who.check_project(project)
+        if req.count is None:
+            req.count = LIST_COUNT
+        query = await self._query(project, req)
+        return RenderedRows(await self.storage.list_text(project, query, self.clock.now_ms()))
+
     async def count(self, who: Principal, project: int, req: ListRequest) -> int:
         who.check_project(project)
         req.count = None
@@ -199,6 +263,8 @@ class JobQueue:
         self, who: Principal, project: int, spider: int | None, state: State | None,
         req: ListRequest,
     ) -> list[dict[str, Any]]:
+        """The newest rows of each queue; plain ones as `RenderedRows` (see `json_default`
+        and `plain`)."""
         who.check_project(project)
         count = validation.window(SUMMARY_COUNT if req.count is None else req.count,
                                   self.max_count)
@@ -210,12 +276,14 @@ class JobQueue:
                 states=(queue,), spiders=None if spider is None else (spider,),
                 count=count, start=req.start, with_meta=req.jobmeta is not None,
             )
-            records = await self.storage.list_jobs(project, query)
-            answer.append({
-                "name": queue.label,
-                "count": counts.get(queue, 0),
-                "summary": [render_row(r, now, req.jobmeta) for r in records],
-            })
+            summary: RenderedRows | list[dict[str, Any]]
+            if req.jobmeta is None:
+                summary = RenderedRows(await self.storage.list_text(project, query, now))
+            else:
+                records = await self.storage.list_jobs(project, query)
+                summary = [render_row(r, now, req.jobmeta) for r in records]
+            answer.append({"name": queue.label, "count": counts.get(queue, 0),
+                           "summary": summary})
         return answer
 
     async def jobsummary(
@@ -241,13 +309,13 @@ class JobQueue:
         records = [r for r in await self.storage.last_jobs(project, spider)
                    if r.key.spider > after_spider]
         records = records[start:] if count is None else records[start:start + count]
-        rows = []
+        answer = []
         for record in records:
             row = render_row(record, now, None)
             if record.meta is not None and "close_reason" in record.meta:
                 row["close_reason"] = record.meta["close_reason"]
-            rows.append(row)
-        return rows
+            answer.append(row)
+        return answer
 
     async def project_summary(self, project: int) -> dict[str, Any]:
         counts = await self.storage.state_counts(project)

@@ -47,10 +47,25 @@ class Change:
         return encode(jobs.stored_form(self.meta))
 
     @property
+    def stored_counters(self) -> str | None:
+        """The counters column: always written with the metadata (see `stored_counters`)."""
+        return stored_counters(self.meta)
+
+    @property
     def stored_tags(self) -> str | None:
         """The tags column when `tags_changed` (None: no tags)."""
         tags = jobs.tags_of(self.meta)
         return encode(tags) if tags else None
+
+
+def stored_counters(meta: dict[str, Any]) -> str | None:
+    """The `counters` column of a job: its outcome counters (`jobs.outcome_counters`) as
+    JSON, kept with the metadata they come from so that a list reads them as cheaply as
+    the tags; None without scrapystats. Kept whatever the state: a row shows them only
+    for a finished job (`jobq.core.queue.render_row`), so a state change never touches
+    them."""
+    counters = jobs.outcome_counters(meta)
+    return None if counters is None else encode(counters)
 
 
 # -- push ------------------------------------------------------------------------------
@@ -91,7 +106,7 @@ def plan_push(
 #: the columns of a new job's row, in `NewRow.values` order
 NEW_ROW_COLUMNS = ("spider_id", "job_no", "state", "position", "pending_position",
                    "running_position", "finished_position", "deleted_position", "priority",
-                   "unique_key", "tags", "meta")
+                   "unique_key", "tags", "meta", "counters")
 
 
 def new_rows(
@@ -118,7 +133,7 @@ def new_rows(
         entered[job.state] = position
         rows.append((sid, job_no, int(job.state), position, *entered, job.priority,
                      job.unique, encode(job.tags) if job.tags else None,
-                     encode(jobs.stored_form(meta))))
+                     encode(jobs.stored_form(meta)), stored_counters(meta)))
     answers = [
         Pushed(key) if key is not None
         else Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int) else dup)

@@ -82,6 +82,8 @@ class JobRecord(NamedTuple):
     positions: dict[State, int]
     tags: list[str] | None
     meta: dict[str, Any] | None = None
+    #: the outcome counters stored with the metadata (`changes.stored_counters`)
+    counters: dict[str, int] | None = None
 
 
 def entered_positions(columns: Sequence[int | None]) -> dict[State, int]:
@@ -109,15 +111,18 @@ def last_entered(columns: Sequence[int | None], states: Sequence[State]) -> int 
 
 def job_record(project: int, row: Sequence[Any], name: str, meta: str | None) -> JobRecord:
     """A job as storage reads it: `row` is (spider id, job number, state, position, the
-    four position columns, tags as JSON); `meta`, the stored metadata, when asked for."""
+    four position columns, tags as JSON, counters as JSON); `meta`, the stored metadata,
+    when asked for."""
     positions = entered_positions(row[4:8])
     state = jobs.BY_NUMBER[row[2]]
     tags = row[8]
+    counters = row[9]
     return JobRecord(
         JobKey(project, row[0], row[1]), name, state, row[3], positions,
         orjson.loads(tags) if tags else None,
         None if meta is None else jobs.full_meta(orjson.loads(meta), project, name, state,
                                                  positions),
+        orjson.loads(counters) if counters else None,
     )
 
 

@@ -102,9 +102,8 @@ SCHEMAS: dict[str, Schema] = {
             "tags": {"description": "the job's tags (a list of strings); asked for with"
                                     " `jobmeta` by a job without tags, the stored value"},
             # not typed: a `jobmeta` field of the same name comes first, verbatim
-            "items": {"description": "counters of a finished job with `scrapystats`, on rows"
-                                     " that read its metadata (`jobmeta`, jobsummary,"
-                                     " lastjobsummary): item_scraped_count"},
+            "items": {"description": "counters of a finished job with `scrapystats`, on"
+                                     " every row of it: item_scraped_count"},
             "pages": {"description": "response_received_count"},
             "logs": {"description": "the sum of the log_count/LEVEL stats"},
             "errors": {"description": "log_count/ERROR"},

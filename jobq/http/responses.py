@@ -16,6 +16,7 @@ from xml.sax.saxutils import quoteattr
 import orjson
 
 from jobq import errors
+from jobq.core.queue import RenderedRows, json_default, plain
 from jobq.http.call import Call, Reply
 
 JSONLINES = "application/x-jsonlines"
@@ -66,20 +67,30 @@ def json_response(value: Any, status_code: int = 200) -> Reply:
     return Reply(orjson.dumps(value), status_code, "application/json")
 
 
-def rows_response(call: Call, rows: Iterable[Any]) -> Reply:
-    """A result made of rows (usually objects), in the client's format."""
+def rows_response(call: Call, rows: Iterable[Any] | RenderedRows) -> Reply:
+    """A result made of rows (usually objects), in the client's format. Rows that storage
+    built as JSON text (`RenderedRows`, also inside a row) are written as they are in
+    JSON lines and JSON, and read back into objects for the other formats."""
     name = chosen_format(call)
-    rows = list(rows)
+    if isinstance(rows, RenderedRows):
+        if name == "jl":
+            return _respond(call, rows.json_lines(), FORMATS[name])
+        if name == "json":
+            return _respond(call, rows.json_array(), FORMATS[name])
+        rows = rows.rows()
+    listed = list(rows)
     if name == "jl":
-        body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        body = b"".join(orjson.dumps(row, default=json_default) + b"\n" for row in listed)
     elif name == "json":
-        body = orjson.dumps(rows)
-    elif name == "csv":
-        body = _csv(call, rows)
-    elif name == "xml":
-        body = _xml(rows)
+        body = orjson.dumps(listed, default=json_default)
     else:
-        body = b"".join(_text(row) + b"\n" for row in rows)
+        listed = plain(listed)
+        if name == "csv":
+            body = _csv(call, listed)
+        elif name == "xml":
+            body = _xml(listed)
+        else:
+            body = b"".join(_text(row) + b"\n" for row in listed)
     return _respond(call, body, FORMATS[name])
 
 

@@ -11,11 +11,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from jobq.domain import filters, records
+from jobq.domain import filters, jobs, records, rows
 from jobq.domain.jobs import State
 from jobq.domain.records import JobRecord, ListQuery
 from jobq.storage._pg_sql import Q
-from jobq.storage._sql_filters import Dialect
+from jobq.storage._sql_filters import Dialect, RowText
 
 _CASTS = {"project_id": "::bigint", "spider_id": "::bigint", "position": "::bigint",
           "state": "::smallint", "": ""}
@@ -46,6 +46,9 @@ class PgDialect(Dialect):
     def branch(self, select: str) -> str:
         return f"({select})"
 
+    def json_string(self, expression: str) -> str:
+        return f"to_json({expression}::text)::text"
+
 
 def list_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:
     scan = filters.scan(project, query)
@@ -56,9 +59,21 @@ def list_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:
     return dialect.list_sql(scan, columns, Q.list_source), dialect.values
 
 
+def list_text_sql(project: int, query: ListQuery, now: int) -> tuple[str, list[Any]] | None:
+    """The rows of `query` as one JSON text (`rows.LIST_ROW`), one row a line."""
+    scan = filters.scan(project, query)
+    if scan is None:
+        return None
+    dialect = PgDialect()
+    line = RowText(dialect, project, now, jobs.POSITION_SHIFT).sql(rows.LIST_ROW)
+    listed = dialect.list_sql(scan, f"j.position, {line} AS line", Q.list_source, order=1)
+    return (f"SELECT string_agg(r.line, chr(10) ORDER BY r.position DESC) FROM ({listed}) r",
+            dialect.values)
+
+
 def record(project: int, row: Sequence[Any], with_meta: bool) -> JobRecord:
     """A row of `list_columns` (+ meta)."""
-    return records.job_record(project, row, row[9], row[10] if with_meta else None)
+    return records.job_record(project, row, row[10], row[11] if with_meta else None)
 
 
 def count_sql(project: int, query: ListQuery) -> tuple[str, list[Any]] | None:

@@ -14,11 +14,13 @@ Anything else (a `jobq` schema that jobq did not make, a newer schema) is refuse
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from jobq import errors
+from jobq.storage import _pg_tx
 from jobq.storage._pg_sql import migrations
 
 #: the schema of jobq's tables, set as every session's search_path
@@ -27,6 +29,10 @@ SCHEMA = "jobq"
 _LOCK = "SELECT pg_advisory_xact_lock(7283501146239140865)"
 _SCHEMA_EXISTS = "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'jobq')"
 _HAS_VERSION_TABLE = "SELECT to_regclass(%s) IS NOT NULL"
+#: what a migration computes in Python after its script, in its transaction: values
+#: whose rule lives in the domain (written once, not again in SQL)
+BACKFILLS: dict[int, Callable[[AsyncConnection[Any]], Awaitable[None]]] = {
+    7: _pg_tx.backfill_counters}
 _CREATE = ("CREATE SCHEMA jobq",
            "CREATE TABLE jobq.jobq_schema_version (version integer NOT NULL)")
 
@@ -69,6 +75,8 @@ async def migrate(conn: AsyncConnection[Any], name: str) -> int:
     for number, script in migrations():
         if number > version:
             await conn.execute(script.encode())
+            if number in BACKFILLS:
+                await BACKFILLS[number](conn)
     await conn.execute("INSERT INTO jobq.jobq_schema_version (version) VALUES (%s)",
                        (latest,))
     return latest

@@ -168,6 +168,7 @@ async def _store(
     stored = change.stored_meta
     params: dict[str, Any] = {
         "meta": stored,
+        "counters": change.stored_counters,
         "state": None if moved_to is None else int(moved_to),
         "tags_changed": change.tags_changed,
         "tags": change.stored_tags if change.tags_changed else None,
@@ -292,3 +293,26 @@ async def update_settings(
         if botgroups:
             await tx.conn.execute(Q.add_project_botgroups,
                                   {"project": tx.project, "botgroups": botgroups})
+
+
+#: jobs read at a time by `backfill_counters`
+_BACKFILL_BATCH = 1000
+
+
+async def backfill_counters(conn: AsyncConnection[Any]) -> None:
+    """Migration 0007: the counters column of the jobs stored before it, computed by the
+    domain from their metadata as every write does (`changes.stored_counters`). Only the
+    metadata naming `scrapystats` is parsed; the rest keeps NULL."""
+    after = (0, 0, 0)
+    while True:
+        cursor = await conn.execute(Q.backfill_counters_read, {
+            "project": after[0], "spider": after[1], "job": after[2],
+            "limit": _BACKFILL_BATCH})
+        rows = await cursor.fetchall()
+        if not rows:
+            return
+        await conn.execute(Q.backfill_counters_write, {
+            "projects": [r[0] for r in rows], "spiders": [r[1] for r in rows],
+            "jobs": [r[2] for r in rows],
+            "counters": [changes.stored_counters(orjson.loads(r[3])) for r in rows]})
+        after = rows[-1][:3]

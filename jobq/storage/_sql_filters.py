@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from jobq.domain import rows
 from jobq.domain.filters import (
     Compare,
     KeyIn,
@@ -54,6 +58,10 @@ class Dialect(abc.ABC):
     def branch(self, select: str) -> str:
         """One ordered, limited branch of a `UNION ALL`."""
 
+    @abc.abstractmethod
+    def json_string(self, expression: str) -> str:
+        """A text value as a JSON string (escaped exactly as orjson does)."""
+
     # -- shared ---------------------------------------------------------------------------
 
     def term(self, term: Term) -> str:
@@ -77,8 +85,9 @@ class Dialect(abc.ABC):
     def where(self, terms: Sequence[Term]) -> str:
         return " AND ".join(self.term(t) for t in terms)
 
-    def list_sql(self, scan: Scan, columns: str, source: str) -> str:
-        """The rows of `scan`, highest position first; one index scan per branch."""
+    def list_sql(self, scan: Scan, columns: str, source: str, order: int = 4) -> str:
+        """The rows of `scan`, highest position first; one index scan per branch (`order`:
+        the number of the position among `columns`)."""
         if len(scan.branches) == 1:
             sql = (f"SELECT {columns} {source} WHERE {self.where(scan.where(scan.branches[0]))}"
                    " ORDER BY j.position DESC")
@@ -87,7 +96,7 @@ class Dialect(abc.ABC):
                 self.branch(f"SELECT {columns} {source} WHERE {self.where(scan.where(branch))}"
                             f" ORDER BY j.position DESC LIMIT {self.limit(scan.branch_limit)}")
                 for branch in scan.branches
-            ) + " ORDER BY 4 DESC"
+            ) + f" ORDER BY {order} DESC"
         # placeholders are numbered in the order they are rendered: the window comes last
         return sql + f" LIMIT {self.limit(scan.limit)} OFFSET {self.param(scan.offset, 'position')}"
 
@@ -116,3 +125,108 @@ class Dialect(abc.ABC):
             return "SELECT " + total("tag_counts", count.tag)
         every = total("state_counts", None)
         return f"SELECT {every} - {total('tag_counts', count.tag)}"
+
+
+# -- rows as JSON text (issue 9, item 3) ----------------------------------------------------
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _member(name: str, first: bool) -> str:
+    """The text before a member's value: its name as JSON, after `{` or `,`."""
+    return ("{" if first else ",") + orjson.dumps(name).decode() + ":"
+
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """A text chosen by a column's value (`CASE column WHEN k THEN 'text' ... END`)."""
+
+    column: str
+    texts: dict[int, str]
+
+
+#: a piece of a row's text: literal text, an SQL expression of text, or a choice
+_Piece = str | tuple[str] | _Choice
+
+
+class RowText:
+    """The SQL expression of one row's JSON text, as `rows.LIST_ROW` declares it, for
+    both backends (`||`, `CASE`, `COALESCE` and `>>` are spelled alike; `Dialect.
+    json_string` is not). `project` and `now` are written as numbers into the statement
+    (they are integers): a `UNION ALL` of branches repeats the expression. Neighbouring
+    literal texts are joined before they reach SQL (also into the branches of a choice):
+    the database concatenates once per row what is left."""
+
+    def __init__(self, dialect: Dialect, project: int, now: int, shift: int) -> None:
+        self.dialect = dialect
+        self.project = int(project)
+        self.now = int(now)
+        self.shift = int(shift)
+
+    def sql(self, members: Sequence[rows.Member]) -> str:
+        if not members or self._optional(members[0]):
+            raise ValueError("a row starts with a member it always has")
+        pieces: list[_Piece] = []
+        for i, member in enumerate(members):
+            pieces += self._pieces(member, i == 0)
+        pieces.append("}")
+        return "(" + " || ".join(map(self._render, _merged(pieces))) + ")"
+
+    @staticmethod
+    def _optional(member: rows.Member) -> bool:
+        return member.source in (rows.Source.ENTERED, rows.Source.TAGS, rows.Source.COUNTERS)
+
+    @staticmethod
+    def _render(piece: _Piece) -> str:
+        if isinstance(piece, str):
+            return _literal(piece)
+        if isinstance(piece, _Choice):
+            whens = " ".join(f"WHEN {k} THEN {_literal(t)}" for k, t in piece.texts.items())
+            return f"CASE {piece.column} {whens} END"
+        return piece[0]
+
+    def _pieces(self, member: rows.Member, first: bool) -> list[_Piece]:
+        source = member.source
+        name = _member(member.name, first)
+        ts = f"(j.position >> {self.shift})"
+        if source is rows.Source.KEY:
+            return [f'{name}"{self.project}/', ("j.spider_id",), "/", ("j.job_no",), '"']
+        if source is rows.Source.TS:
+            return [name, (ts,)]
+        if source is rows.Source.STATE:
+            return [_Choice("j.state", {int(state): name + orjson.dumps(state.label).decode()
+                                        for state in rows.ENTERED_STATES})]
+        if source is rows.Source.ELAPSED:
+            return [name, (f"({self.now} - {ts})",)]
+        if source is rows.Source.SPIDER:
+            return [name, (self.dialect.json_string("s.name"),)]
+        if source is rows.Source.ENTERED:
+            assert member.state is not None
+            column = f"j.{member.state.label}_position"
+            return [(f"COALESCE({_literal(name)} || ({column} >> {self.shift}), '')",)]
+        if source is rows.Source.TAGS:
+            # stored as orjson writes them; an empty list is no tags
+            return [(f"COALESCE({_literal(name)} || NULLIF(j.tags, '[]'), '')",)]
+        if source is rows.Source.COUNTERS:
+            # the stored object's members, spliced: `{"items":1,...}` less its braces
+            return [(f"CASE WHEN j.state = {int(rows.COUNTED_STATE)}"
+                     " AND length(j.counters) > 2"
+                     " THEN ',' || substr(j.counters, 2, length(j.counters) - 2) ELSE '' END",)]
+        raise ValueError(f"{source} is not rendered in SQL")
+
+
+def _merged(pieces: list[_Piece]) -> list[_Piece]:
+    out: list[_Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if isinstance(piece, str) and isinstance(last, str):
+            out[-1] = last + piece
+        elif isinstance(piece, str) and isinstance(last, _Choice):
+            out[-1] = _Choice(last.column, {k: t + piece for k, t in last.texts.items()})
+        elif isinstance(piece, _Choice) and isinstance(last, str):
+            out[-1] = _Choice(piece.column, {k: last + t for k, t in piece.texts.items()})
+        else:
+            out.append(piece)
+    return out

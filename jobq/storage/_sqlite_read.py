@@ -11,14 +11,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from jobq.domain import filters, records
+from jobq.domain import filters, jobs, records, rows
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import JobRecord, ListQuery
-from jobq.storage._sql_filters import Dialect
+from jobq.storage._sql_filters import Dialect, RowText
 
+#: the jobs with their spider's name
+_WITH_SPIDER = ("FROM jobs j JOIN spiders s"
+                " ON s.project_id = j.project_id AND s.spider_id = j.spider_id")
 _COLUMNS = (
     "j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,"
-    " j.finished_position, j.deleted_position, j.tags"
+    " j.finished_position, j.deleted_position, j.tags, j.counters"
 )
 
 
@@ -50,6 +53,9 @@ class SqliteDialect(Dialect):
     def branch(self, select: str) -> str:
         return f"SELECT * FROM ({select})"
 
+    def json_string(self, expression: str) -> str:
+        return f"json_quote({expression})"
+
 
 def list_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> list[JobRecord]:
     scan = filters.scan(project, query)
@@ -58,6 +64,17 @@ def list_jobs(conn: sqlite3.Connection, project: int, query: ListQuery) -> list[
     dialect = SqliteDialect()
     sql = dialect.list_sql(scan, _COLUMNS + (", j.meta" if query.with_meta else ""), "FROM jobs j")
     return _records(conn, project, conn.execute(sql, dialect.values).fetchall(), query.with_meta)
+
+
+def list_text(conn: sqlite3.Connection, project: int, query: ListQuery, now: int) -> str:
+    """The rows of `query` as JSON text (`rows.LIST_ROW`), one a line."""
+    scan = filters.scan(project, query)
+    if scan is None:
+        return ""
+    dialect = SqliteDialect()
+    line = RowText(dialect, project, now, jobs.POSITION_SHIFT).sql(rows.LIST_ROW)
+    sql = dialect.list_sql(scan, f"j.position, {line}", _WITH_SPIDER, order=1)
+    return "\n".join([row[1] for row in conn.execute(sql, dialect.values).fetchall()])
 
 
 def _records(
@@ -73,7 +90,7 @@ def _records(
             f"SELECT spider_id, name FROM spiders WHERE project_id = ? AND spider_id IN ({marks})",
             (project, *sids),
         ).fetchall())
-    return [records.job_record(project, row, names[row[0]], row[9] if with_meta else None)
+    return [records.job_record(project, row, names[row[0]], row[10] if with_meta else None)
             for row in rows]
 
 

@@ -160,9 +160,10 @@ class PushOp:
 
 
 def _store(conn: sqlite3.Connection, row_id: int, change: changes.Change) -> None:
-    """Write a job's change: its metadata, and its state and tags when they change."""
-    assignments = ["meta = ?"]
-    values: list[Any] = [change.stored_meta]
+    """Write a job's change: its metadata (and the counters kept with it), and its state
+    and tags when they change."""
+    assignments = ["meta = ?", "counters = ?"]
+    values: list[Any] = [change.stored_meta, change.stored_counters]
     if (state := change.moved_to) is not None:
         assignments += ["state = ?", "position = ?", f"{_POSITION_COLUMN[state]} = ?"]
         values += [int(state), change.position, change.position]
@@ -321,7 +322,7 @@ def delete_job_meta_field(conn: sqlite3.Connection, key: JobKey, name: str) -> b
 
 def remove_job(conn: sqlite3.Connection, key: JobKey) -> bool:
     cursor = conn.execute(
-        "UPDATE jobs SET state = 4, meta = '{}', tags = NULL, unique_key = NULL"
+        "UPDATE jobs SET state = 4, meta = '{}', counters = NULL, tags = NULL, unique_key = NULL"
         " WHERE project_id = ? AND spider_id = ? AND job_no = ? AND state <> 4",
         (key.project, key.spider, key.job),
     )
@@ -343,3 +344,26 @@ def update_settings(
             "INSERT INTO project_botgroups (project_id, botgroup) VALUES (?, ?)",
             [(project, name) for name in botgroups],
         )
+
+
+#: jobs read at a time by `backfill_counters`
+_BACKFILL_BATCH = 1000
+
+
+def backfill_counters(conn: sqlite3.Connection) -> None:
+    """Migration 0007: the counters column of the jobs stored before it, computed by the
+    domain from their metadata as every write does (`changes.stored_counters`). Only the
+    metadata naming `scrapystats` is parsed; the rest keeps NULL."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, meta FROM jobs WHERE id > ? AND state <> 4"
+            " AND instr(meta, '\"scrapystats\"') > 0 ORDER BY id LIMIT ?",
+            (last, _BACKFILL_BATCH),
+        ).fetchall()
+        if not rows:
+            return
+        conn.executemany("UPDATE jobs SET counters = ? WHERE id = ?",
+                         [(changes.stored_counters(orjson.loads(raw)), row_id)
+                          for row_id, raw in rows])
+        last = rows[-1][0]

@@ -113,6 +113,12 @@ class Storage(abc.ABC):
         """Jobs matching `query`, highest position first."""
 
     @abc.abstractmethod
+    async def list_text(self, project: int, query: ListQuery, now: int) -> str:
+        """The plain rows (`jobq.domain.rows.LIST_ROW`, `elapsed` measured at `now`) of
+        the jobs `list_jobs` would answer, as JSON text built by the database: one row a
+        line, highest position first; "" when none. `query.with_meta` is not read."""
+
+    @abc.abstractmethod
     async def count_jobs(self, project: int, query: ListQuery) -> int:
         """How many jobs match `query` (ignoring `count`/`start`)."""
 

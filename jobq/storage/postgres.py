@@ -616,6 +616,13 @@ class PostgresStorage(Storage):
         rows = await self._fetchall(*built)
         return [read.record(project, row, query.with_meta) for row in rows]
 
+    async def list_text(self, project: int, query: ListQuery, now: int) -> str:
+        built = read.list_text_sql(project, query, now)
+        if built is None:
+            return ""
+        row = await self._fetchone(*built)
+        return str(row[0]) if row and row[0] is not None else ""
+
     async def count_jobs(self, project: int, query: ListQuery) -> int:
         built = read.count_sql(project, query)
         if built is None:

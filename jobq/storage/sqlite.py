@@ -68,6 +68,11 @@ UNMARKED_TABLES = frozenset({"projects", "spiders", "jobs", "state_counts", "api
                              "secrets"})
 
 
+#: what a migration computes in Python after its script, in its transaction: values
+#: whose rule lives in the domain (written once, not again in SQL)
+BACKFILLS: dict[int, Callable[[sqlite3.Connection], None]] = {7: tx.backfill_counters}
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered migrations, in order."""
     folder = resources.files("jobq.storage") / "sql" / "sqlite" / "migrations"
@@ -157,6 +162,8 @@ class SqliteStorage(Storage):
                 if number > version:
                     for statement in split_statements(script):
                         conn.execute(statement)
+                    if number in BACKFILLS:
+                        BACKFILLS[number](conn)
             if latest != version:
                 conn.execute(f"PRAGMA user_version = {latest}")
             conn.execute("COMMIT")
@@ -292,6 +299,10 @@ class SqliteStorage(Storage):
 
     async def list_jobs(self, project: int, query: ListQuery) -> list[JobRecord]:
         return await self._read(functools.partial(read.list_jobs, project=project, query=query))
+
+    async def list_text(self, project: int, query: ListQuery, now: int) -> str:
+        return await self._read(
+            functools.partial(read.list_text, project=project, query=query, now=now))
 
     async def count_jobs(self, project: int, query: ListQuery) -> int:
         return await self._read(functools.partial(read.count_jobs, project=project, query=query))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jobq import errors
 from jobq.core.queue import render_row
-from jobq.domain import jobs
+from jobq.domain import changes, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobRecord
 
@@ -120,19 +121,33 @@ def test_outcome_counters_come_from_scrapystats() -> None:
 
 
 def _record(state: State, meta: dict[str, object] | None) -> JobRecord:
+    """A job as storage reads it: the counters column is what writes store
+    (`changes.stored_counters`), whether the metadata was read or not."""
+    stored = changes.stored_counters({"scrapystats": STATS})
     return JobRecord(JobKey(53, 1, 7), "s", state, 5 << jobs.POSITION_SHIFT,
-                     {state: 5 << jobs.POSITION_SHIFT}, None, meta)
+                     {state: 5 << jobs.POSITION_SHIFT}, None, meta,
+                     None if stored is None else orjson.loads(stored))
 
 
-def test_rows_of_finished_jobs_whose_metadata_was_read_show_the_counters() -> None:
+def test_rows_of_finished_jobs_show_the_stored_counters() -> None:
     meta = {"scrapystats": STATS, "close_reason": "finished", "items": "mine"}
     counters = {"items": 12, "pages": 30, "logs": 45, "errors": 2}
     last = render_row(_record(F, meta), 10_000, None)  # lastjobsummary reads the metadata
     assert {k: last[k] for k in counters} == counters
+    plain = render_row(_record(F, None), 10_000, None)  # a plain list does not
+    assert list(plain)[-4:] == ["items", "pages", "errors", "logs"]
+    assert {k: plain[k] for k in counters} == counters
     asked = render_row(_record(F, meta), 10_000, ("close_reason", "items"))
     # a field asked for by name comes first, verbatim
     assert asked["close_reason"] == "finished" and asked["items"] == "mine"
     assert (asked["pages"], asked["logs"], asked["errors"]) == (30, 45, 2)
-    # not finished, or the metadata not read (a plain list): no counters
+    # not finished: no counters
     assert "pages" not in render_row(_record(R, meta), 10_000, ("close_reason",))
-    assert "pages" not in render_row(_record(F, None), 10_000, None)
+    assert "pages" not in render_row(_record(R, None), 10_000, None)
+
+
+def test_counters_are_stored_only_with_scrapystats() -> None:
+    assert changes.stored_counters({"items": 3}) is None
+    assert changes.stored_counters({"scrapystats": [1]}) is None
+    assert orjson.loads(changes.stored_counters({"scrapystats": {}}) or "") == {
+        "items": 0, "pages": 0, "errors": 0, "logs": 0}

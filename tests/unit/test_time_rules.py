@@ -12,7 +12,7 @@ import pytest
 from jobq import errors
 from jobq.core import credentials
 from jobq.core.credentials import Authenticator, JobTokens, Principal
-from jobq.core.queue import JobQueue, ListRequest
+from jobq.core.queue import JobQueue, ListRequest, plain
 from jobq.domain.clock import ManualClock
 from jobq.domain.jobs import JobKey, State
 from jobq.storage import open_storage
@@ -63,6 +63,9 @@ async def test_ts_is_the_clock_and_elapsed_is_measured_on_it(
     assert row["key"] == key
     assert row["ts"] == row["pending_time"] == clock.now_ms() - 2500
     assert row["elapsed"] == 2500
+    # the same row built as JSON text by the database, as `list` serves it
+    page = await queue.list_page(ADMIN, P, ListRequest(states=(State.PENDING,)))
+    assert plain(page) == [row]
 
 
 async def test_ts_never_goes_back_when_the_clock_does(

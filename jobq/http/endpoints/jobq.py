@@ -10,7 +10,7 @@ from jobq.http.call import Call, Reply
 
 async def list_jobs(call: Call) -> Reply:
     req = params.list_request(call.query, call.args, (State.FINISHED,))
-    rows = await call.queue.list_jobs(call.who, call.args["pid"], req)
+    rows = await call.queue.list_page(call.who, call.args["pid"], req)
     return responses.rows_response(call, rows)
 
 

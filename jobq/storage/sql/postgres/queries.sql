@@ -78,12 +78,13 @@ WHERE project_id = %(project)s AND unique_key = ANY(%(uniques)s) AND state IN (0
 
 -- name: insert_jobs
 INSERT INTO jobs (project_id, spider_id, job_no, state, position, pending_position,
-    running_position, finished_position, deleted_position, priority, unique_key, tags, meta)
+    running_position, finished_position, deleted_position, priority, unique_key, tags, meta,
+    counters)
 SELECT %(project)s, * FROM unnest(
     %(spider_id)s::bigint[], %(job_no)s::bigint[], %(state)s::smallint[],
     %(position)s::bigint[], %(pending_position)s::bigint[], %(running_position)s::bigint[],
     %(finished_position)s::bigint[], %(deleted_position)s::bigint[], %(priority)s::smallint[],
-    %(unique_key)s::text[], %(tags)s::text[], %(meta)s::text[]);
+    %(unique_key)s::text[], %(tags)s::text[], %(meta)s::text[], %(counters)s::text[]);
 
 -- name: claim_job
 -- startjob's claim: the next pending job (highest priority, then oldest), locked for
@@ -122,10 +123,11 @@ SELECT NOT EXISTS (
         WHERE member.botgroup = pb.botgroup));
 
 -- name: move_job
--- Write a job's metadata; with a state (and its position) also move it; with
+-- Write a job's metadata (and the counters kept with it); with a state (and its position) also move it; with
 -- tags_changed also its tags.
 UPDATE jobs SET
     meta = %(meta)s,
+    counters = %(counters)s,
     state = COALESCE(%(state)s::smallint, state),
     position = COALESCE(%(position)s::bigint, position),
     pending_position = CASE WHEN %(state)s::smallint = 0
@@ -144,6 +146,7 @@ WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
 -- last position, which the batch's advance_positions has just set (same transaction).
 UPDATE jobs SET
     meta = %(meta)s,
+    counters = %(counters)s,
     state = COALESCE(%(state)s::smallint, state),
     position = COALESCE(np.p, position),
     pending_position = CASE WHEN %(state)s::smallint = 0 THEN np.p ELSE pending_position END,
@@ -191,12 +194,26 @@ WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
 FOR UPDATE NOWAIT;
 
 -- name: remove_job
-UPDATE jobs SET state = 4, meta = '{}', tags = NULL, unique_key = NULL
+UPDATE jobs SET state = 4, meta = '{}', counters = NULL, tags = NULL, unique_key = NULL
 WHERE (project_id, spider_id, job_no) IN (
     SELECT project_id, spider_id, job_no FROM jobs
     WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
       AND state <> 4
     FOR UPDATE NOWAIT);
+
+-- name: backfill_counters_read
+-- Migration 0007: the next jobs after a key whose metadata names scrapystats.
+SELECT project_id, spider_id, job_no, meta FROM jobs
+WHERE (project_id, spider_id, job_no) > (%(project)s::bigint, %(spider)s::bigint, %(job)s::bigint)
+  AND state <> 4 AND strpos(meta, '"scrapystats"') > 0
+ORDER BY project_id, spider_id, job_no
+LIMIT %(limit)s;
+
+-- name: backfill_counters_write
+UPDATE jobs j SET counters = v.counters
+FROM unnest(%(projects)s::bigint[], %(spiders)s::bigint[], %(jobs)s::bigint[],
+            %(counters)s::text[]) AS v(project_id, spider_id, job_no, counters)
+WHERE j.project_id = v.project_id AND j.spider_id = v.spider_id AND j.job_no = v.job_no;
 
 -- ------------------------------------------------------------------ settings, botgroups
 
@@ -232,7 +249,7 @@ FOR UPDATE NOWAIT;
 -- name: job_record
 -- One job as `list` reads it, with its metadata (GET jobs/K).
 SELECT j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,
-    j.finished_position, j.deleted_position, j.tags, s.name, j.meta
+    j.finished_position, j.deleted_position, j.tags, j.counters, s.name, j.meta
 FROM jobs j JOIN spiders s ON s.project_id = j.project_id AND s.spider_id = j.spider_id
 WHERE j.project_id = %(project)s AND j.spider_id = %(spider)s AND j.job_no = %(job)s
   AND j.state <> 4;
@@ -255,7 +272,7 @@ GROUP BY state;
 -- The newest job (highest number, not deleted) of each spider of the project, or of
 -- one spider when %(spider)s is not NULL.
 SELECT j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,
-    j.finished_position, j.deleted_position, j.tags, s.name, j.meta
+    j.finished_position, j.deleted_position, j.tags, j.counters, s.name, j.meta
 FROM spiders s
 CROSS JOIN LATERAL (
     SELECT * FROM jobs j
@@ -272,7 +289,7 @@ SELECT project_id FROM projects ORDER BY 1;
 
 -- name: list_columns
 j.spider_id, j.job_no, j.state, j.position, j.pending_position, j.running_position,
-    j.finished_position, j.deleted_position, j.tags, s.name
+    j.finished_position, j.deleted_position, j.tags, j.counters, s.name
 
 -- name: list_source
 FROM jobs j JOIN spiders s ON s.project_id = j.project_id AND s.spider_id = j.spider_id
