@@ -150,6 +150,25 @@ async def test_token_of_a_run_finished_as_lost_is_refused(rig: Rig) -> None:
     assert await rig.meta(job["key"]) == before
 
 
+async def test_token_of_a_run_the_server_finished_after_a_cancel_is_refused(rig: Rig) -> None:
+    """The worker heartbeats but does not stop a cancelled job: the server finishes it with
+    `cancel_timeout`, and the worker's token may not overwrite that outcome."""
+    await rig.queue.push(ADMIN, P, [{"spider": "s"}])
+    worker = await rig.register("w")
+    job = await rig.claim(worker)
+    stale = await rig.as_job(job)
+    assert await rig.queue.cancel(ADMIN, P, [{"key": job["key"]}], None) == 1
+    for _ in range(4):
+        await rig.elapse(8)
+        await rig.workers.heartbeat(ADMIN, worker, {"jobs": [job["key"]]})
+    before = await rig.meta(job["key"])
+    assert (before["state"], before["close_reason"]) == ("finished", "cancel_timeout")
+    with pytest.raises(errors.Unauthorized, match=r"finished by the server \(cancel_timeout\)"):
+        await rig.as_job(job)
+    assert await _writes(rig, stale, job["key"]) == REFUSED
+    assert await rig.meta(job["key"]) == before
+
+
 async def test_same_worker_reclaiming_gets_a_new_token_and_the_old_one_ends(rig: Rig) -> None:
     await rig.storage.update_settings(P, {"requeue_lost": True})
     await rig.queue.push(ADMIN, P, [{"spider": "s"}])
