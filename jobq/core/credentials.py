@@ -294,8 +294,10 @@ async def check_run(storage: Storage, who: Principal) -> None:
     """Before a write by a job token: refuse it (`Unauthorized`) when the token's run is
     no longer its job's. Authentication checked that already, but its answer is
     remembered for a moment (`jobq.http.auth`), and a lost worker's job may have been
-    requeued or claimed again meanwhile. API keys pass."""
-    if who.job is None or who.claim is None:
+    requeued or claimed again meanwhile. API keys pass, and so do tokens of a run that no
+    lease binds (`startjob` without a worker id, a push of a running job): nothing takes
+    such a run away, so their writes cost no read, as before."""
+    if who.job is None or who.claim is None or not who.claim.may_be_taken:
         return
     refusal = leases.token_refusal(who.job, await storage.get_job_meta(who.job), who.claim)
     if refusal is not None:

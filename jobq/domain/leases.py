@@ -297,6 +297,13 @@ class Claim:
     lease_id: str | None
     issued_ms: int
 
+    @property
+    def may_be_taken(self) -> bool:
+        """Whether the run may be taken from its claimer while the token lives: only a
+        leased run is (a run without a lease is never requeued nor finished by the
+        reaper); a token of the old format may be of either kind."""
+        return self.lease_id is not None or self.run is None
+
 
 def claim_of(meta: dict[str, Any]) -> tuple[int | None, str | None]:
     """The run (`running_time`) and lease id of a running job's metadata, for its token."""
