@@ -159,9 +159,8 @@ class JobTokens:
         now = self.clock.now_ms() // 1000
         seconds = self.lifetime if lifetime is None else lifetime
         payload: dict[str, object] = {
-            "aud": f"job:{key}", "sub": str(key), "iat": now, "exp": now + math.ceil(seconds)}
-        if run is not None:
-            payload["run"] = run
+            "aud": f"job:{key}", "sub": str(key), "iat": now, "exp": now + math.ceil(seconds),
+            "run": run}  # always there, null too: it tells these tokens from older ones
         if lease_id is not None:
             payload["lease"] = lease_id
         return jwt.encode(payload, self._signing, algorithm="HS256",
@@ -205,6 +204,7 @@ class JobTokens:
                 run if isinstance(run, int) and not isinstance(run, bool) else None,
                 lease_id if isinstance(lease_id, str) else None,
                 iat * 1000 if isinstance(iat, int) else 0,
+                legacy="run" not in claims,
             )
         return None
 

@@ -105,10 +105,8 @@ class JobQueue:
                 answers.append({"error": f"Active job exists with key {job.unique}",
                                 "request": line})
             else:
-                token = None
-                if job.state is State.RUNNING:  # a token of the run the push started
-                    meta = await self.storage.get_job_meta(outcome.key)
-                    token = self.tokens.issue_for_run(outcome.key, meta or {})
+                # a pushed running job has no lease: nothing takes its one run away
+                token = self.tokens.issue(outcome.key) if job.state is State.RUNNING else None
                 answers.append({"key": str(outcome.key), "auth": token})
         return answers
 

@@ -289,20 +289,22 @@ class Claim:
     and the id of the lease a worker claimed it with (None: `startjob` without a worker
     id, or a push of a running job; the claim records it in the job's metadata as
     `lease_id`, next to `worker_id`). A run ends for its token when the job is put back to
-    pending, claimed again, finished by the reaper or deleted; a token made before tokens
-    named their run (`run` None) is judged by when it was issued (`issued_ms`, whole
+    pending, claimed again, finished by the reaper or deleted. A push of a running job
+    names no run (`run` None): nothing but a deletion ends it. A token made before tokens
+    named their run (`legacy`) is judged by when it was issued (`issued_ms`, whole
     seconds: a run that started a second or more later is another one)."""
 
     run: int | None
     lease_id: str | None
     issued_ms: int
+    legacy: bool = False
 
     @property
     def may_be_taken(self) -> bool:
         """Whether the run may be taken from its claimer while the token lives: only a
         leased run is (a run without a lease is never requeued nor finished by the
         reaper); a token of the old format may be of either kind."""
-        return self.lease_id is not None or self.run is None
+        return self.lease_id is not None or self.legacy
 
 
 def claim_of(meta: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -325,10 +327,10 @@ def token_refusal(key: JobKey, meta: dict[str, Any] | None, claim: Claim) -> str
         return (f"job {key} was put back to pending after its worker was declared lost:"
                 " the run this token was issued for is over")
     run = meta.get("running_time")
-    if claim.run is not None:
-        other_run = run != claim.run
-    else:  # a token of the old format: its run started no later than it was issued
+    if claim.legacy:  # a token of the old format: its run started no later than it was issued
         other_run = not isinstance(run, int) or run >= claim.issued_ms + 1000
+    else:
+        other_run = claim.run is not None and run != claim.run
     if other_run or (claim.lease_id is not None and meta.get("lease_id") != claim.lease_id):
         return (f"job {key} was claimed again after its worker was declared lost: this"
                 " token is for an earlier run, and the current run has its own token")

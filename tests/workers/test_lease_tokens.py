@@ -187,9 +187,10 @@ async def test_old_way_claims_and_running_pushes_keep_their_tokens(rig: Rig) -> 
     await rig.queue.push(ADMIN, P, [{"spider": "s"}])
     claimed = await rig.claim(None)
     (pushed,) = await rig.queue.push(ADMIN, P, [{"spider": "s", "state": "running"}])
+    assert isinstance(_claims(claimed)["run"], int)
+    assert _claims(pushed)["run"] is None  # nothing but a deletion ends its one run
     for job in (claimed, pushed):
-        claims = jwt.decode(job["auth"], options={"verify_signature": False})
-        assert isinstance(claims["run"], int) and "lease" not in claims
+        assert "lease" not in _claims(job)
         who = await rig.as_job(job)
         await rig.elapse(30)  # no lease: nothing is lost, however long it runs
         await rig.queue.update(who, P, [{"key": job["key"], "state": "finished"}])
@@ -199,20 +200,37 @@ async def test_old_way_claims_and_running_pushes_keep_their_tokens(rig: Rig) -> 
         assert (await rig.meta(job["key"]))["after"] == 1
 
 
+def _claims(job: dict[str, Any]) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(job["auth"], options={"verify_signature": False})
+    return claims
+
+
+def _legacy_token(rig: Rig, key: str) -> str:
+    """A token as servers issued them before tokens named their run."""
+    now = rig.clock.now_ms() // 1000
+    return jwt.encode({"aud": f"job:{key}", "sub": key, "iat": now, "exp": now + 3600},
+                      SECRET, algorithm="HS256")
+
+
 async def test_old_format_tokens_work_until_their_job_runs_again(rig: Rig) -> None:
     """Tokens issued before they named their run: judged by when they were issued."""
     await rig.storage.update_settings(P, {"requeue_lost": True})
     await rig.queue.push(ADMIN, P, [{"spider": "s"}, {"spider": "s"}])
     plain = await rig.claim(None)
-    legacy = {**plain, "auth": rig.tokens.issue(JobKey.parse(plain["key"]))}
+    legacy = {**plain, "auth": _legacy_token(rig, plain["key"])}
     await rig.as_job(legacy)
     worker = await rig.register("w")
     leased = await rig.claim(worker)
-    legacy_leased = {**leased, "auth": rig.tokens.issue(JobKey.parse(leased["key"]))}
-    await rig.as_job(legacy_leased)
+    legacy_leased = {**leased, "auth": _legacy_token(rig, leased["key"])}
+    stale = await rig.as_job(legacy_leased)
     await rig.elapse(11)  # the leased run is lost and requeued; the plain one runs on
     await rig.as_job(legacy)
+    with pytest.raises(errors.Unauthorized, match="put back to pending"):
+        await rig.as_job(legacy_leased)
     await rig.workers.heartbeat(ADMIN, worker, {"jobs": []})
     await rig.claim(worker)
     with pytest.raises(errors.Unauthorized, match="claimed again"):
         await rig.as_job(legacy_leased)
+    assert await _writes(rig, stale, leased["key"]) == REFUSED
+    await rig.queue.set_job_meta(await rig.as_job(legacy), JobKey.parse(plain["key"]),
+                                 [{"still": "works"}])
