@@ -5,6 +5,13 @@ against 192 random bits). Job tokens are JWTs signed with a server secret, whose
 audience `job:<jobkey>` makes each good for one job only, and whose `exp` ends them:
 a leaked token stops working when it expires or when its job is deleted.
 
+A token also names the run of its job it was issued for (`run`: the run's `running_time`;
+`lease`: the lease a worker claimed it with), and works only while that run is the
+job's: once the job was put back to pending, claimed again or finished by the reaper
+(its worker was declared lost), the token is refused (`jobq.domain.leases.token_refusal`).
+The check is made when a token is authenticated and again before each write it makes
+(`check_run`): the HTTP layer remembers principals for a moment.
+
 Signing secrets form a list, newest first: the newest signs, every one verifies (the
 token's `kid` header names the secret), so rotating the secret leaves the tokens
 already handed out working until they expire.
@@ -23,8 +30,10 @@ from dataclasses import dataclass
 import jwt
 
 from jobq import errors
+from jobq.domain import leases
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey
+from jobq.domain.leases import Claim
 from jobq.storage.base import Storage
 
 KEY_PREFIX = "jq_"
@@ -34,9 +43,9 @@ KEY_CACHE_SECONDS = 2.0
 #: the first signing secret in the database; each rotation adds `job-token-key@<ms>`
 TOKEN_SECRET_NAME = "job-token-key"
 #: default lifetime of a job token (seconds). A Scrapy Cloud job may run for days and the
-#: official client never asks for a new token, so a token must outlive a long crawl;
-#: workers that heartbeat get a fresh one with each answer. A week bounds what a leaked
-#: token of a live job can do; a deleted job's token stops at once anyway.
+#: official client never asks for a new token, so a token must outlive a long crawl. A
+#: week bounds what a leaked token of a live job can do; the token of a deleted job, or of
+#: a run taken from a lost worker, stops at once anyway.
 DEFAULT_TOKEN_LIFETIME = 7 * 24 * 3600
 #: how often a server re-reads the stored secrets, so that a rotation made with
 #: `jobq keys rotate-token-secret` starts signing on every node (seconds)
@@ -71,6 +80,8 @@ class Principal:
     project: int | None = None
     #: the one job a job token reaches
     job: JobKey | None = None
+    #: the run of that job the token was issued for
+    claim: Claim | None = None
 
     def check_project(self, project: int) -> None:
         if self.is_admin or (self.job is None and self.project == project):
@@ -138,29 +149,45 @@ class JobTokens:
         self._signing = secrets[0]
         self._by_kid = {_kid(s): s for s in secrets}
 
-    def issue(self, key: JobKey, lifetime: float | None = None) -> str:
-        """A token for `key`'s job, good for `lifetime` seconds (default: the server's)."""
+    def issue(
+        self, key: JobKey, lifetime: float | None = None, run: int | None = None,
+        lease_id: str | None = None,
+    ) -> str:
+        """A token for `key`'s job, good for `lifetime` seconds (default: the server's),
+        and for the run of the job that started at `run` (its `running_time`), claimed
+        with the lease `lease_id` (see `jobq.domain.leases.Claim`)."""
         now = self.clock.now_ms() // 1000
         seconds = self.lifetime if lifetime is None else lifetime
-        return jwt.encode(
-            {"aud": f"job:{key}", "sub": str(key), "iat": now, "exp": now + math.ceil(seconds)},
-            self._signing,
-            algorithm="HS256",
-            headers={"kid": _kid(self._signing)},
-        )
+        payload: dict[str, object] = {
+            "aud": f"job:{key}", "sub": str(key), "iat": now, "exp": now + math.ceil(seconds),
+            "run": run}  # always there, null too: it tells these tokens from older ones
+        if lease_id is not None:
+            payload["lease"] = lease_id
+        return jwt.encode(payload, self._signing, algorithm="HS256",
+                          headers={"kid": _kid(self._signing)})
+
+    def issue_for_run(self, key: JobKey, meta: dict[str, object]) -> str:
+        """A token for the run of `key`'s job that `meta` (its metadata, running) shows."""
+        run, lease_id = leases.claim_of(meta)
+        return self.issue(key, run=run, lease_id=lease_id)
 
     def verify(self, key: JobKey, token: str) -> bool:
         """True for an unexpired token of `key`'s job signed with a known secret."""
+        return self.claim(key, token) is not None
+
+    def claim(self, key: JobKey, token: str) -> Claim | None:
+        """The run an unexpired token of `key`'s job signed with a known secret was
+        issued for; None for any other token."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError:
-            return False
+            return None
         if kid is None:  # made before tokens named their secret
             candidates = list(self._by_kid.values())
         elif isinstance(kid, str) and kid in self._by_kid:
             candidates = [self._by_kid[kid]]
         else:
-            return False
+            return None
         for secret in candidates:
             try:
                 claims = jwt.decode(
@@ -170,8 +197,16 @@ class JobTokens:
                 )
             except jwt.InvalidTokenError:
                 continue
-            return self._unexpired(claims)
-        return False
+            if not self._unexpired(claims):
+                return None
+            run, lease_id, iat = claims.get("run"), claims.get("lease"), claims.get("iat")
+            return Claim(
+                run if isinstance(run, int) and not isinstance(run, bool) else None,
+                lease_id if isinstance(lease_id, str) else None,
+                iat * 1000 if isinstance(iat, int) else 0,
+                legacy="run" not in claims,
+            )
+        return None
 
     def _unexpired(self, claims: dict[str, object]) -> bool:
         exp = claims.get("exp")
@@ -255,6 +290,20 @@ async def job_tokens(
     return JobTokens(await reload(), clock, lifetime, reload)
 
 
+async def check_run(storage: Storage, who: Principal) -> None:
+    """Before a write by a job token: refuse it (`Unauthorized`) when the token's run is
+    no longer its job's. Authentication checked that already, but its answer is
+    remembered for a moment (`jobq.http.auth`), and a lost worker's job may have been
+    requeued or claimed again meanwhile. API keys pass, and so do tokens of a run that no
+    lease binds (`startjob` without a worker id, a push of a running job): nothing takes
+    such a run away, so their writes cost no read, as before."""
+    if who.job is None or who.claim is None or not who.claim.may_be_taken:
+        return
+    refusal = leases.token_refusal(who.job, await storage.get_job_meta(who.job), who.claim)
+    if refusal is not None:
+        raise errors.Unauthorized(refusal)
+
+
 class Authenticator:
     """Turns the credentials of a request into a `Principal`, or raises `Unauthorized`."""
 
@@ -283,13 +332,15 @@ class Authenticator:
         await self.tokens.refresh()
         if not self.tokens.knows_signer(token):
             await self.tokens.refresh(force=True)
-        if not self.tokens.verify(key, token):
+        claim = self.tokens.claim(key, token)
+        if claim is None:
             raise errors.Unauthorized()
-        # a token reaches its job only while the job is there: one primary-key read
-        meta = await self._storage.get_job_meta(key)
-        if meta is None or meta.get("state") == "deleted":
-            raise errors.Unauthorized(f"job {key} was deleted: its token no longer works")
-        return Principal(name=str(key), project=key.project, job=key)
+        # a token reaches its job only while the job is there and runs the token's run (or
+        # finished it): one primary-key read
+        refusal = leases.token_refusal(key, await self._storage.get_job_meta(key), claim)
+        if refusal is not None:
+            raise errors.Unauthorized(refusal)
+        return Principal(name=str(key), project=key.project, job=key, claim=claim)
 
     async def _key_principal(self, secret: str) -> Principal:
         digest = hash_key(secret)

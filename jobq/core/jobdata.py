@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from jobq import errors
-from jobq.core.credentials import Principal
+from jobq.core.credentials import Principal, check_run
 from jobq.domain import project_settings, records_data
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey
@@ -86,6 +86,7 @@ class JobData:
             prepared = await asyncio.to_thread(self._prepare, kind, body, encoding, start)
         else:
             prepared = self._prepare(kind, body, encoding, start)
+        await check_run(self.storage, who)  # a lost worker's token writes nothing
         appended = await self.chunks.append(
             StreamRef(key, kind), start, prepared, who.is_admin, cap, self.clock.now_ms())
         placed = appended.placement

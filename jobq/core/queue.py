@@ -11,7 +11,7 @@ import orjson
 
 from jobq import errors
 from jobq.core import validation
-from jobq.core.credentials import JobTokens, Principal
+from jobq.core.credentials import JobTokens, Principal, check_run
 from jobq.domain import jobs, rows
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
@@ -156,6 +156,7 @@ class JobQueue:
                 answers.append({"error": f"Active job exists with key {job.unique}",
                                 "request": line})
             else:
+                # a pushed running job has no lease: nothing takes its one run away
                 token = self.tokens.issue(outcome.key) if job.state is State.RUNNING else None
                 answers.append({"key": str(outcome.key), "auth": token})
         return answers
@@ -171,7 +172,7 @@ class JobQueue:
         if claimed is None:
             return None
         key, meta = claimed
-        return {**meta, "key": str(key), "auth": self.tokens.issue(key)}
+        return {**meta, "key": str(key), "auth": self.tokens.issue_for_run(key, meta)}
 
     async def update(
         self, who: Principal, project: int, lines: Sequence[Any]
@@ -186,6 +187,7 @@ class JobQueue:
                 if not isinstance(upd.target, JobKey):
                     raise errors.Forbidden("a job token cannot update a whole spider")
                 who.check_job(upd.target)
+            await check_run(self.storage, who)
         done = await self.storage.update(project, updates, who.name)
         return [{"key": str(u.key), "prevstate": u.prevstate.label} for u in done]
 
@@ -203,6 +205,7 @@ class JobQueue:
             validation.in_project(key, project, where)
             who.check_job(key)
             parsed.append(key)
+        await check_run(self.storage, who)
         return await self.storage.cancel(project, parsed, None, who.name)
 
     # -- reads -------------------------------------------------------------------------
@@ -353,16 +356,19 @@ class JobQueue:
         fields: dict[str, Any] = {}
         for i, line in enumerate(lines, 1):
             fields.update(validation.meta_fields(line, f"line {i}"))
+        await check_run(self.storage, who)
         if not await self.storage.set_job_meta(key, fields):
             raise errors.NotFound(f"job {key} not found")
 
     async def delete_job_meta_field(self, who: Principal, key: JobKey, name: str) -> None:
         who.check_job(key)
+        await check_run(self.storage, who)
         if not await self.storage.delete_job_meta_field(key, name):
             raise errors.NotFound(f"job {key} not found")
 
     async def remove_job(self, who: Principal, key: JobKey) -> None:
         who.check_job(key)
+        await check_run(self.storage, who)
         if not await self.storage.remove_job(key):
             raise errors.NotFound(f"job {key} not found")
 

@@ -202,12 +202,14 @@ class Workers:
             policy = leases.policy_of(await self.storage.get_settings(project))
             lease = leases.new_lease(worker_id, secrets.token_hex(8), now, self.timeouts,
                                      policy)
+            # the lease id in the job's metadata names this run for its token
+            params = {**claim_params, "lease_id": lease.lease_id}
             claimed = await self.storage.start_leased_job(
-                project, StartRequest(dict(claim_params), botgroup), who.name, lease)
+                project, StartRequest(params, botgroup), who.name, lease)
             if claimed is None:
                 return None
             key, meta = claimed
-            return {**meta, "key": str(key), "auth": self.queue.tokens.issue(key)}
+            return {**meta, "key": str(key), "auth": self.queue.tokens.issue_for_run(key, meta)}
 
         return await self._wait_for(project, wait, claim)
 

@@ -214,7 +214,7 @@ def requeued_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_RUN_FIELDS = frozenset({"cancel_requested_time", "cancelled_by", "worker_id"})
+_RUN_FIELDS = frozenset({"cancel_requested_time", "cancelled_by", "worker_id", "lease_id"})
 
 
 def requeued(meta: dict[str, Any], take: changes.Take) -> changes.Change:
@@ -273,3 +273,68 @@ def heartbeat_job(
         stop = time_limit_stop(now_ms, timeouts)
         return JobAnswer(key, Action.STOP, stop.reason), stop
     return JobAnswer(key, Action.CONTINUE), None
+
+
+# -- the run a job token belongs to ------------------------------------------------------
+
+#: the close_reasons the reaper finishes a job with: the run was taken from its worker
+REAPER_REASONS = frozenset({LOST, CANCEL_TIMEOUT_REASON, TIME_LIMIT_REASON})
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The run of a job that a job token was issued for: the `running_time` of that run,
+    and the id of the lease a worker claimed it with (None: `startjob` without a worker
+    id, or a push of a running job; the claim records it in the job's metadata as
+    `lease_id`, next to `worker_id`). A run ends for its token when the job is put back to
+    pending, claimed again, finished by the reaper or deleted. A push of a running job
+    names no run (`run` None): nothing but a deletion ends it. A token made before tokens
+    named their run (`legacy`) is judged by when it was issued (`issued_ms`, whole
+    seconds: a run that started a second or more later is another one)."""
+
+    run: int | None
+    lease_id: str | None
+    issued_ms: int
+    legacy: bool = False
+
+    @property
+    def may_be_taken(self) -> bool:
+        """Whether the run may be taken from its claimer while the token lives: only a
+        leased run is (a run without a lease is never requeued nor finished by the
+        reaper); a token of the old format may be of either kind."""
+        return self.lease_id is not None or self.legacy
+
+
+def claim_of(meta: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The run (`running_time`) and lease id of a running job's metadata, for its token."""
+    run = meta.get("running_time")
+    lease = meta.get("lease_id")
+    return (run if isinstance(run, int) else None,
+            lease if isinstance(lease, str) and lease else None)
+
+
+def token_refusal(key: JobKey, meta: dict[str, Any] | None, claim: Claim) -> str | None:
+    """Why the token of `claim` no longer reaches `key`'s job (`meta`: its metadata now,
+    None when it is gone), or None when it does. A lost worker's token must never change
+    the job once its run was taken away: requeued, claimed by another worker, or finished
+    by the server."""
+    state = None if meta is None else meta.get("state")
+    if meta is None or state == State.DELETED.label:
+        return f"job {key} was deleted: its token no longer works"
+    if state == State.PENDING.label:
+        return (f"job {key} was put back to pending after its worker was declared lost:"
+                " the run this token was issued for is over")
+    run = meta.get("running_time")
+    if claim.legacy:  # a token of the old format: its run started no later than it was issued
+        other_run = not isinstance(run, int) or run >= claim.issued_ms + 1000
+    else:
+        other_run = claim.run is not None and run != claim.run
+    if other_run or (claim.lease_id is not None and meta.get("lease_id") != claim.lease_id):
+        return (f"job {key} was claimed again after its worker was declared lost: this"
+                " token is for an earlier run, and the current run has its own token")
+    if (state == State.FINISHED.label and meta.get("completed_by") == REAPER
+            and meta.get("close_reason") in REAPER_REASONS):
+        return (f"job {key} was finished by the server ({meta.get('close_reason')}): its"
+                " worker was declared lost or did not stop in time, and the run this token"
+                " was issued for is over")
+    return None

@@ -1,16 +1,23 @@
-"""Job tokens against a real server: they end with their job, carry an expiry, can be
-signed with a secret kept out of the database, and survive a rotation of the secret."""
+"""Job tokens against a real server: they end with their job, and with their run when
+the run is taken from a lost worker, carry an expiry, can be signed with a secret kept
+out of the database, and survive a rotation of the secret."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import jwt
 import orjson
+import pytest
+import requests
+from scrapinghub import HubstorageClient
 
 from jobq.core import credentials
 from jobq.storage import open_storage
@@ -155,3 +162,170 @@ def test_rotating_the_secret_keeps_handed_out_tokens_working(
     finally:
         server.stop()
 
+
+
+# -- a lost worker's token (issue 10) ------------------------------------------------------
+
+#: the worker timeout of these servers (seconds): the real reaper declares a silent worker
+#: lost this long after its last heartbeat (waits below are on conditions, with deadlines)
+LEASE_TIMEOUT = ["--worker-timeout", "2"]
+
+
+def _wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+class _Heartbeats:
+    """A worker that stays alive: registered with the admin key, heartbeating its jobs
+    in a thread until closed."""
+
+    def __init__(self, server: Server, name: str) -> None:
+        self._client = server.client()
+        answer = self._client.post("/workers", json={"name": name, "slots": 2})
+        assert answer.status_code == 200, answer.text
+        self.id: str = answer.json()["id"]
+        self.jobs: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.3):
+            self._client.post(f"/workers/{self.id}/heartbeat", json={"jobs": self.jobs})
+
+    def claim(self) -> dict[str, str]:
+        answer = self._client.post(f"/jobq/{P}/startjob", json={"worker_id": self.id})
+        assert answer.status_code == 200, answer.text
+        job: dict[str, str] = answer.json()
+        self.jobs.append(job["key"])
+        return job
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._client.close()
+
+
+def _silent_claim(client: httpx.Client, name: str) -> dict[str, str]:
+    """A job claimed by a worker that never heartbeats: it is lost a worker timeout later."""
+    worker_id = client.post("/workers", json={"name": name}).json()["id"]
+    answer = client.post(f"/jobq/{P}/startjob", json={"worker_id": worker_id})
+    assert answer.status_code == 200, answer.text
+    job: dict[str, str] = answer.json()
+    return job
+
+
+def _token_writes(client: httpx.Client, key: str) -> dict[str, int]:
+    """Each way a job token changes its job: their statuses."""
+    return {
+        "update": client.post(f"/jobq/{P}/update",
+                              content=orjson.dumps({"key": key, "stale": 1})).status_code,
+        "metadata": client.post(f"/jobs/{key}", content=b'{"stale": 1}').status_code,
+        "items": client.post(f"/items/{key}", params={"start": 0},
+                             content=b'{"stale": 1}\n').status_code,
+        "logs": client.post(f"/logs/{key}", params={"start": 0},
+                            content=b'{"message": "stale", "level": 20, "time": 1}\n'
+                            ).status_code,
+        "finish": client.post(f"/jobq/{P}/update", content=orjson.dumps(
+            {"key": key, "state": "finished", "close_reason": "finished"})).status_code,
+    }
+
+
+def _state(client: httpx.Client, key: str) -> dict[str, object]:
+    """What the stale writes must not have changed: metadata and item count."""
+    meta = client.get(f"/jobs/{key}").json()
+    items = client.get(f"/items/{key}/stats").json()["totals"]["input_values"]
+    return {**meta, "items": items}
+
+
+def test_a_lost_workers_token_is_refused_once_its_job_was_claimed_again(
+    db_url: str, tmp_path: Path
+) -> None:
+    server = Server(db=db_url, log=tmp_path / "server.log", extra_args=LEASE_TIMEOUT).start()
+    other: _Heartbeats | None = None
+    try:
+        with server.client() as admin, server.client() as watcher:
+            admin.post(f"/projects/{P}/settings", json={"requeue_lost": True}).raise_for_status()
+            admin.post(f"/jobq/{P}/push", json={"spider": "s"}).raise_for_status()
+            lost = _silent_claim(admin, "lost")
+            key = lost["key"]
+            with _as_job(server, (key, lost["auth"])) as stale:
+                assert stale.post(f"/jobs/{key}", content=b'{"mine": 1}').status_code == 200
+
+                def requeued() -> bool:
+                    # the token is used until the job went back to pending: the server
+                    # remembers its principal for a moment, and must not trust it then
+                    stale.get(f"/jobs/{key}")
+                    return bool(watcher.get(f"/jobs/{key}").json()["state"] == "pending")
+
+                _wait_until("the silent worker's job is requeued", requeued)
+                other = _Heartbeats(server, "other")
+                current = other.claim()
+                assert current["key"] == key and current["auth"] != lost["auth"]
+                before = _state(admin, key)
+                statuses = _token_writes(stale, key)
+                assert set(statuses.values()) == {401}, statuses
+                refusal = stale.post(f"/jobs/{key}", content=b'{"stale": 1}')
+                assert "claimed again after its worker was declared lost" in refusal.text
+                assert _state(admin, key) == before
+                assert before["state"] == "running" and before["worker"] == "other"
+                assert "stale" not in before and before["items"] == 0
+            # the official client, with the lost worker's token: refused
+            hs = HubstorageClient(auth=(key, lost["auth"]), endpoint=server.url)
+            try:
+                with pytest.raises(requests.HTTPError) as info:
+                    hs.get_job(key).update_metadata(stale=1)
+                assert info.value.response.status_code == 401
+            finally:
+                hs.session.close()
+            # the current claimer's token works, through the official client too
+            hs = HubstorageClient(auth=(key, current["auth"]), endpoint=server.url)
+            try:
+                job = hs.get_job(key)
+                job.items.write({"fresh": 1})
+                job.close_writers()
+                job.update_metadata(progress=100)
+                assert list(hs.get_project(P).jobq.finish(key, close_reason="finished")) == [
+                    {"key": key, "prevstate": "running"}]
+            finally:
+                hs.session.close()
+            after = _state(admin, key)
+            assert (after["state"], after["close_reason"], after["progress"], after["items"]) \
+                == ("finished", "finished", 100, 1)
+    finally:
+        if other is not None:
+            other.close()
+        server.stop()
+
+
+def test_a_lost_workers_token_is_refused_once_its_job_finished_as_lost(
+    db_url: str, tmp_path: Path
+) -> None:
+    server = Server(db=db_url, log=tmp_path / "server.log", extra_args=LEASE_TIMEOUT).start()
+    try:
+        with server.client() as admin:
+            admin.post(f"/jobq/{P}/push", json={"spider": "s"}).raise_for_status()
+            lost = _silent_claim(admin, "lost")
+            key = lost["key"]
+            _wait_until("the silent worker's job is finished as lost",
+                        lambda: admin.get(f"/jobs/{key}").json()["state"] == "finished")
+            before = _state(admin, key)
+            assert (before["close_reason"], before["completed_by"]) == ("lost", "jobq")
+            with _as_job(server, (key, lost["auth"])) as stale:
+                statuses = {**_token_writes(stale, key),
+                            "read": stale.get(f"/jobs/{key}").status_code}
+                assert set(statuses.values()) == {401}, statuses
+                refusal = stale.get(f"/jobs/{key}")
+                assert "finished by the server (lost)" in refusal.text
+            assert _state(admin, key) == before
+            # a worker that comes back after it was declared lost gets "stop" for it
+            (worker,) = admin.get("/workers").json()
+            answer = admin.post(f"/workers/{worker['id']}/heartbeat", json={"jobs": [key]})
+            (job,) = answer.json()["jobs"]
+            assert (job["action"], job["finish"]) == ("stop", False)
+    finally:
+        server.stop()
