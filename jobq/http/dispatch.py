@@ -1,6 +1,6 @@
 """The route table compiled for dispatch, once at start-up: routes grouped by method, first
 path segment and number of segments, each with its literal segments to compare, its path
-parameters' parsers, the query parameters it knows and parses, and its metric children.
+parameters' parsers, the query parameters it knows and parses, and its metrics recorder.
 A request then costs a dict lookup and a comparison of a few segments."""
 
 from __future__ import annotations
@@ -28,25 +28,6 @@ class NotRouted(errors.JobqError):
         super().__init__(message)
         self.status = status
         self.allow = allow
-
-
-class RouteMetrics:
-    """A route's metric children, made once: `labels()` costs a lookup and a lock a call."""
-
-    __slots__ = ("_counts", "_method", "_path", "seconds")
-
-    def __init__(self, path: str, method: str) -> None:
-        self._path = path
-        self._method = method
-        self._counts: dict[int, Any] = {}
-        self.seconds = metrics.REQUEST_SECONDS.labels(path, method)
-
-    def count(self, status: int) -> Any:
-        child = self._counts.get(status)
-        if child is None:
-            child = self._counts[status] = metrics.REQUESTS.labels(
-                self._path, self._method, str(status))
-        return child
 
 
 class Compiled:
@@ -93,7 +74,7 @@ class Compiled:
         self.known = None if open_query else COMMON | {p.name for p in query}
         self.query_params = tuple((p.name, p.parse) for p in query if p.parse is not None)
         self.required = tuple(p.name for p in query if p.required)
-        self.metrics = RouteMetrics(route.path, method)
+        self.metrics = metrics.route_metrics(route.path, method)
 
     def matches(self, segments: list[str]) -> bool:
         for i, literal in self.literals:
@@ -128,7 +109,6 @@ class Compiled:
 class Router:
     def __init__(self, routes: Sequence[Route]) -> None:
         self._routes: dict[tuple[str, str, int], list[Compiled]] = {}
-        self._unmatched: dict[str, RouteMetrics] = {}
         seen = set()
         for route in routes:
             if (route.method, route.path) in seen:
@@ -152,12 +132,8 @@ class Router:
             raise NotRouted("Method Not Allowed", 405, allow)
         raise NotRouted("Not Found", 404)
 
-    def unmatched(self, method: str) -> RouteMetrics:
+    @staticmethod
+    def unmatched(method: str) -> metrics.RequestMetrics:
         """The metrics of requests no route matched (by method: a client picks the methods,
         so only the few the server knows get a child of their own)."""
-        if method not in METHODS:
-            method = "other"
-        found = self._unmatched.get(method)
-        if found is None:
-            found = self._unmatched[method] = RouteMetrics("unmatched", method)
-        return found
+        return metrics.route_metrics("unmatched", method if method in METHODS else "other")

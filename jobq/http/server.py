@@ -137,8 +137,7 @@ class RequestHandler:
             elapsed = time.perf_counter() - start
             if route_metrics is None:
                 route_metrics = self.router.unmatched(method)
-            route_metrics.count(status).inc()
-            route_metrics.seconds.observe(elapsed)
+            route_metrics.record(status, elapsed)
             level = logging.WARNING if status >= 500 else logging.DEBUG
             if log.isEnabledFor(level):
                 log.log(level, "%s %s %d", method, scope["path"], status,
