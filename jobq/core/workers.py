@@ -370,6 +370,8 @@ class NotifyingStorage:
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
         if name not in self._WAKING:
+            if callable(attr):
+                setattr(self, name, attr)  # found once: a method never changes
             return attr
 
         async def waking(project: int, *args: Any, **kwargs: Any) -> Any:

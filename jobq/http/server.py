@@ -111,7 +111,8 @@ class RequestHandler:
                     assert who is not None
                     who.check_job(compiled.job(segments))
                 args = compiled.parse_path(segments)
-                compiled.parse_query(query, args)
+                if raw_query or compiled.required:
+                    compiled.parse_query(query, args)
                 call = Call(self.services, headers, query, args, who)
                 body = compiled.body
                 if body.kind is not BodyKind.NONE:
@@ -255,6 +256,21 @@ async def read_body(headers: list[tuple[bytes, bytes]], receive: Receive, max_bo
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+#: Content-Type header values by media type, encoded once
+_CONTENT_TYPES: dict[str, bytes] = {}
+
+
+def _content_type(media_type: str) -> bytes:
+    """The Content-Type of a media type: text in UTF-8, as Starlette gives it."""
+    value = media_type
+    if value.startswith("text/") and "charset=" not in value:
+        value += "; charset=utf-8"
+    encoded = value.encode("latin-1")
+    if len(_CONTENT_TYPES) < 64:  # the few the server uses; never grows without bound
+        _CONTENT_TYPES[media_type] = encoded
+    return encoded
+
+
 async def _send(send: Send, reply: Reply, rid: str, head: bool) -> None:
     """The answer, with the headers Starlette's Response would give it, then the id."""
     headers = []
@@ -265,12 +281,14 @@ async def _send(send: Send, reply: Reply, rid: str, head: bool) -> None:
     body = reply.body
     stream = reply.stream
     if stream is None and not (status < 200 or status in (204, 304)):
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"content-length", b"%d" % len(body)))
     media_type = reply.media_type
     if media_type is not None:
-        if media_type.startswith("text/") and "charset=" not in media_type:
-            media_type += "; charset=utf-8"
-        headers.append((b"content-type", media_type.encode("latin-1")))
+        if media_type in _CONTENT_TYPES:
+            content_type = _CONTENT_TYPES[media_type]
+        else:
+            content_type = _content_type(media_type)
+        headers.append((b"content-type", content_type))
     headers.append((b"x-request-id", rid.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     if stream is None:
