@@ -51,6 +51,8 @@ class GroupCommitWriter:
         self._stopped: str | None = None
         #: the batch being committed, answered by `_die` if the thread dies meanwhile
         self._inflight: list[Any] = []
+        #: why the file is damaged, once an operation found it so (`SqliteStorage.ping`)
+        self.corrupt: str | None = None
         self.batches = 0
         self.operations = 0
 
@@ -156,6 +158,8 @@ class GroupCommitWriter:
             outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.operations += len(batch)
+        if damaged := [v for ok, v in outcomes if not ok and isinstance(v, errors.StorageCorrupt)]:
+            self.corrupt = damaged[0].message
         _answer(list(zip(batch, outcomes, strict=True)))
 
 
