@@ -101,9 +101,11 @@ class Compiled:
         """Refuse unknown parameters, then parse the typed ones into `args`."""
         if query:
             known = self.known
-            unknown = [] if known is None else sorted({n for n in query if n not in known})
-            if unknown:
-                raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
+            if known is not None:
+                for given in query:
+                    if given not in known:
+                        unknown = sorted({n for n in query if n not in known})
+                        raise errors.BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
             for name, parse in self.query_params:
                 text = query.get(name)
                 if text is not None:
