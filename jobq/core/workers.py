@@ -183,6 +183,8 @@ class Workers:
         params = validation.expect_object(params, "start parameters")
         worker_id = params.get("worker_id")
         if worker_id is None:
+            if wait <= 0:  # no long poll: no wake-up event, no deadline
+                return await self.queue.start(who, project, params)
             return await self._wait_for(project, wait,
                                         lambda: self.queue.start(who, project, params))
         if not isinstance(worker_id, str) or not worker_id:
