@@ -149,7 +149,8 @@ class JobKey(NamedTuple):
         match = _JOB_KEY.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise errors.BadRequest(f"{what}: {text!r} is not a job key like 53/7/81")
-        return cls(*(int(g) for g in match.groups()))
+        project, spider, job = match.groups()
+        return cls(int(project), int(spider), int(job))
 
 
 @dataclass(frozen=True, slots=True)
