@@ -21,7 +21,8 @@ MAX_DEPTH = 254
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer and not a boolean: parsed JSON holds exact ints (bool is a subclass)."""
+    return type(value) is int
 
 
 def expect_object(value: Any, where: str) -> dict[str, Any]:

@@ -183,6 +183,8 @@ class Workers:
         params = validation.expect_object(params, "start parameters")
         worker_id = params.get("worker_id")
         if worker_id is None:
+            if wait <= 0:  # no long poll: no wake-up event, no deadline
+                return await self.queue.start(who, project, params)
             return await self._wait_for(project, wait,
                                         lambda: self.queue.start(who, project, params))
         if not isinstance(worker_id, str) or not worker_id:
@@ -372,6 +374,8 @@ class NotifyingStorage:
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
         if name not in self._WAKING:
+            if callable(attr):
+                setattr(self, name, attr)  # found once: a method never changes
             return attr
 
         async def waking(project: int, *args: Any, **kwargs: Any) -> Any:

@@ -131,6 +131,7 @@ MAX_ID = 10**18 - 1
 _ID = r"[1-9][0-9]{0,17}"
 _JOB_KEY = re.compile(rf"({_ID})/({_ID})/({_ID})")
 _SPIDER_KEY = re.compile(rf"({_ID})/({_ID})")
+_ID_RE = re.compile(_ID)
 
 
 class JobKey(NamedTuple):
@@ -148,7 +149,8 @@ class JobKey(NamedTuple):
         match = _JOB_KEY.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise errors.BadRequest(f"{what}: {text!r} is not a job key like 53/7/81")
-        return cls(*(int(g) for g in match.groups()))
+        project, spider, job = match.groups()
+        return cls(int(project), int(spider), int(job))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +174,7 @@ def parse_target(text: Any, what: str = "key") -> JobKey | SpiderKey:
 
 
 def parse_id(text: str, what: str) -> int:
-    if not re.fullmatch(_ID, text):
+    if not _ID_RE.fullmatch(text):
         raise errors.BadRequest(f"{what}: {text!r} is not a positive integer")
     return int(text)
 

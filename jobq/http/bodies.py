@@ -35,6 +35,10 @@ def _loads(raw: bytes, where: str) -> Any:
 
 def json_lines(body: bytes, max_line: int) -> list[Any]:
     """The JSON values of a JSON-lines body (blank lines skipped)."""
+    if b"\n" not in body:  # one line: a single-job push, a startjob
+        if len(body) > max_line:
+            raise errors.PayloadTooLarge(f"line 1: over {max_line} bytes")
+        return [_loads(body, "line 1")] if body.strip() else []
     values = []
     for number, raw in enumerate(body.split(b"\n"), 1):
         if len(raw) > max_line:

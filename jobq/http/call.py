@@ -86,11 +86,12 @@ class Services:
 class Call:
     """One request, parsed as its route declares."""
 
-    __slots__ = ("_who", "args", "body", "headers", "query", "raw", "services")
+    __slots__ = ("_who", "args", "body", "headers", "query", "queue", "raw", "services")
 
     def __init__(self, services: Services, headers: list[tuple[bytes, bytes]],
                  query: Query, args: dict[str, Any], who: Principal | None) -> None:
         self.services = services
+        self.queue: JobQueue = services.queue
         self.headers = headers
         self.query = query
         #: the path parameters and the parsed query parameters, by name
@@ -104,10 +105,6 @@ class Call:
         """The caller (routes that are not public have one)."""
         assert self._who is not None
         return self._who
-
-    @property
-    def queue(self) -> JobQueue:
-        return self.services.queue
 
     def header(self, name: bytes) -> str:
         """A request header's value ("" when absent); `name` in lower case."""

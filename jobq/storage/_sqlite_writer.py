@@ -45,12 +45,14 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        #: guards `_stopped` against a submit racing the thread's death
+        #: a dying thread holds it while it collects the operations it must fail
         self._lock = threading.Lock()
         #: why the thread died (None while it runs)
         self._stopped: str | None = None
         #: the batch being committed, answered by `_die` if the thread dies meanwhile
         self._inflight: list[Any] = []
+        #: why the file is damaged, once an operation found it so (`SqliteStorage.ping`)
+        self.corrupt: str | None = None
         self.batches = 0
         self.operations = 0
 
@@ -78,15 +80,19 @@ class GroupCommitWriter:
         if self._conn is not None:
             self._conn.close()
 
-    async def submit(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Hand `op` to the writer: the future is answered once its batch committed. One
+        put, no lock: a thread that dies sets `_stopped` before it answers what is in the
+        queue, so an operation put after that is answered here, at once."""
+        if self._thread is None:
+            self.check()
+            raise errors.StorageUnavailable("the database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            self.check()
-            if self._thread is None:
-                raise errors.StorageUnavailable("the database is closed")
-            self._queue.put((op, loop, future))
-        return await future
+        self._queue.put((op, loop, future))
+        if self._stopped is not None:
+            future.set_exception(errors.WriterStopped(self._stopped))
+        return future
 
     def _run(self, conn: sqlite3.Connection) -> None:
         try:
@@ -152,6 +158,8 @@ class GroupCommitWriter:
             outcomes = [(False, failure)] * len(batch)
         self.batches += 1
         self.operations += len(batch)
+        if damaged := [v for ok, v in outcomes if not ok and isinstance(v, errors.StorageCorrupt)]:
+            self.corrupt = damaged[0].message
         _answer(list(zip(batch, outcomes, strict=True)))
 
 

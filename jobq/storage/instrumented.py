@@ -4,34 +4,48 @@ finishes for /metrics, so neither the backends nor the core know about Prometheu
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 from jobq import errors, metrics
-from jobq.domain.jobs import JobKey, State
+from jobq.domain.jobs import JobKey, SpiderKey, State
 from jobq.domain.records import JobUpdate, ListQuery, Pushed, Updated
 
 
 def _finished(updates: Sequence[JobUpdate], done: Sequence[Updated]) -> int:
-    target = {str(u.target): u.state for u in updates}
+    """How many of the updated jobs were moved to finished (a job's own line first, else
+    the line of its spider)."""
+    target: dict[JobKey | SpiderKey, State | None] = {u.target: u.state for u in updates}
     count = 0
     for item in done:
+        if item.prevstate is State.FINISHED:
+            continue
         key = item.key
-        state = target.get(str(key), target.get(f"{key.project}/{key.spider}"))
-        if state is State.FINISHED and item.prevstate is not State.FINISHED:
+        state = target[key] if key in target else target.get(SpiderKey(key.project,
+                                                                        key.spider))
+        if state is State.FINISHED:
             count += 1
     return count
 
 
-def _count(operation: str, args: tuple[Any, ...], result: Any) -> None:
-    if operation == "push":
-        pushed: list[Pushed] = result
-        metrics.JOBS_PUSHED.inc(sum(1 for p in pushed if p.key is not None))
-    elif operation == "start_job" and result is not None:
-        metrics.JOBS_CLAIMED.inc()
-    elif operation == "update":
-        metrics.JOBS_FINISHED.inc(_finished(args[1], result))
+def _pushed(args: tuple[Any, ...], result: list[Pushed]) -> None:
+    metrics.JOBS_PUSHED.value += len(result) - [p.key for p in result].count(None)
+
+
+def _claimed(args: tuple[Any, ...], result: Any) -> None:
+    if result is not None:
+        metrics.JOBS_CLAIMED.value += 1
+
+
+def _updated(args: tuple[Any, ...], result: Sequence[Updated]) -> None:
+    metrics.JOBS_FINISHED.value += _finished(args[1], result)
+
+
+#: what a successful operation adds to the job counters, by operation
+_COUNTS: dict[str, Callable[[tuple[Any, ...], Any], None]] = {
+    "push": _pushed, "start_job": _claimed, "update": _updated,
+}
 
 
 class InstrumentedStorage:
@@ -53,7 +67,7 @@ class InstrumentedStorage:
             query = ListQuery(states=(State.PENDING,), keys=tuple(keys), count=None)
             pending = await self.count_jobs(project, query)
         cancelled: int = await self._cancel(project, keys, limit, actor)
-        metrics.JOBS_FINISHED.inc(cancelled if pending is None else min(pending, cancelled))
+        metrics.JOBS_FINISHED.value += cancelled if pending is None else min(pending, cancelled)
         return cancelled
 
     def __getattr__(self, name: str) -> Any:
@@ -66,21 +80,22 @@ class InstrumentedStorage:
 
 
 def _timed(operation: str, call: Callable[..., Any]) -> Callable[..., Any]:
-    seconds = metrics.DB_SECONDS.labels(operation)
-    failures = metrics.DB_ERRORS.labels(operation)
+    recorded = metrics.operation_metrics(operation)
+    seconds = recorded.seconds
+    failures = recorded.errors
+    count = _COUNTS.get(operation)
 
     async def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start = perf_counter()
         try:
             result = await call(*args, **kwargs)
         except errors.StorageError:
-            failures.inc()
+            failures.value += 1
             raise
         finally:
-            seconds.observe(time.perf_counter() - start)
-        _count(operation, args, result)
+            seconds.observe(perf_counter() - start)
+        if count is not None:
+            count(args, result)
         return result
 
     return timed
-
-

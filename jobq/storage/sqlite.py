@@ -212,8 +212,9 @@ class SqliteStorage(Storage):
             raise
 
     async def ping(self) -> None:
-        if self._corrupt is not None:
-            raise errors.StorageCorrupt(self._corrupt)
+        corrupt = self._corrupt or self._writer.corrupt
+        if corrupt is not None:
+            raise errors.StorageCorrupt(corrupt)
         self._writer.check()
         await self._read(lambda conn: conn.execute("SELECT count(*) FROM sqlite_master")
                          .fetchone())
@@ -253,12 +254,10 @@ class SqliteStorage(Storage):
             self._corrupt = exc.message  # /readyz says so from now on
             raise
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            return await self._writer.submit(fn)
-        except errors.StorageCorrupt as exc:
-            self._corrupt = exc.message
-            raise
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """`fn` run by the writer: awaited by the caller, no coroutine of its own (a write
+        found the file damaged: the writer keeps the reason, `ping` reports it)."""
+        return self._writer.submit(fn)
 
     # -- jobs: writes ------------------------------------------------------------------
 

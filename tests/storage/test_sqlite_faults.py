@@ -44,7 +44,9 @@ def _overwrite_pages(path: Path, table: str) -> list[int]:
     return pages
 
 
-def test_damaged_file_is_a_permanent_error_and_readyz_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("found_by", ["read", "write"])
+def test_damaged_file_is_a_permanent_error_and_readyz_says_so(tmp_path: Path,
+                                                              found_by: str) -> None:
     path = tmp_path / "jobq.sqlite3"
     server = helpers.Server(db=f"sqlite:///{path}", log=tmp_path / "server.log").start()
     try:
@@ -57,7 +59,10 @@ def test_damaged_file_is_a_permanent_error_and_readyz_says_so(tmp_path: Path) ->
     try:
         with server.client() as client:
             assert client.get("/readyz").status_code == 200, "nothing read the damage yet"
-            listed = client.get(f"/jobq/{P}/list", params={"state": "pending"})
+            if found_by == "read":
+                listed = client.get(f"/jobq/{P}/list", params={"state": "pending"})
+            else:  # the writer thread finds it
+                listed = _push(client, 1)
             assert listed.status_code == 500, listed.text
             assert f"{path} is damaged" in listed.text and "restore it from a backup" \
                 in listed.text, listed.text
