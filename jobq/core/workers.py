@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,10 @@ from jobq.domain.jobs import JobKey
 from jobq.domain.leases import Timeouts, Worker, WorkerInfo
 from jobq.domain.records import StartRequest
 from jobq.storage.base import Storage
+
+#: worker ids are random hex strings of this many bytes, made by `Workers.register`
+WORKER_ID_BYTES = 8
+_WORKER_ID = re.compile(f"[0-9a-f]{{{2 * WORKER_ID_BYTES}}}")
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +124,7 @@ class Workers:
             )
         info = worker_info(body)
         now = self.clock.now_ms()
-        worker = Worker(secrets.token_hex(8), info, who.name, now, now,
+        worker = Worker(secrets.token_hex(WORKER_ID_BYTES), info, who.name, now, now,
                         leases.worker_expiry(now, self.timeouts), None)
         await self.storage.register_worker(worker)
         return {"id": worker.worker_id, **self._intervals()}
@@ -132,7 +137,10 @@ class Workers:
         }
 
     async def _owned(self, who: Principal, worker_id: str) -> Worker:
-        worker = await self.storage.get_worker(worker_id)
+        # an id register() cannot have made names no worker: not worth a query (and a NUL
+        # in it is one PostgreSQL refuses)
+        worker = await self.storage.get_worker(worker_id) if _WORKER_ID.fullmatch(worker_id) \
+            else None
         if worker is None:
             raise errors.NotFound(f"no registered worker {worker_id!r}")
         if not who.is_admin and (who.job is not None or who.name != worker.owner):

@@ -125,6 +125,13 @@ CASES = [
          body=DEEP),
     Case("settings-deep", "POST", "/projects/$p/settings", 400, "settings: nested",
          body=DEEP),
+    # -- worker ids that no worker can have (a NUL was a 500 on PostgreSQL) ----------------
+    Case("startjob-worker-nul", "POST", "/jobq/$p/startjob", 404, "no registered worker",
+         body=b'{"worker_id": "ab\\u0000cd"}'),
+    Case("heartbeat-worker-nul", "POST", "/workers/ab%00cd/heartbeat", 404,
+         "no registered worker", body=b'{"jobs": []}'),
+    Case("spiders-worker-odd", "POST", "/workers/NOT-AN-ID/spiders", 404,
+         "no registered worker", body=b'{"spiders": ["s"]}'),
     # -- the project settings jobq reads (leases, job data) -------------------------------
     Case("settings-requeue-lost", "POST", "/projects/$p/settings", 400,
          "setting requeue_lost: expected true or false", body=b'{"requeue_lost": "yes"}'),
