@@ -8,7 +8,9 @@ moving a `ManualClock`, and both backends apply the same ones.
 - A lease expires `worker_timeout` after the last heartbeat that renewed it. The reaper
   then finishes the job (`close_reason: lost`), or puts it back to pending when the
   project's `requeue_lost` setting is true and the job has been retried fewer than
-  `max_retries` times.
+  `max_retries` times. A requeued job starts afresh: the lost run's items, log lines and
+  requests (`REQUEUE_CLEARS`) are removed in the transaction that requeues it, so the
+  next run numbers its records from 0 again and no read mixes the two runs.
 - A stop asked of the worker (a cancel, or the project's `max_runtime` reached) carries
   a deadline; a job still running then is finished by the reaper with the stop's
   expiry reason (`cancel_timeout`, `cancelled (time limit)`).
@@ -29,6 +31,7 @@ from typing import Any
 from jobq.domain import changes
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.project_settings import is_count, is_number
+from jobq.domain.records_data import Kind
 
 #: default seconds without a heartbeat before a worker and its jobs are lost
 WORKER_TIMEOUT = 60.0
@@ -208,13 +211,23 @@ def lost_outcome(policy: LostPolicy, meta: dict[str, Any]) -> LostOutcome:
 
 def requeued_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """The metadata of a lost job going back to pending: one more retry, and no trace of
-    the lost run's claim or stop (the next claim records its own)."""
+    the lost run's claim, stop, stats or truncated records (the next claim and run record
+    their own)."""
     out = {k: v for k, v in meta.items() if k not in _RUN_FIELDS}
     out[RETRIES_FIELD] = _count(meta.get(RETRIES_FIELD)) + 1
     return out
 
 
-_RUN_FIELDS = frozenset({"cancel_requested_time", "cancelled_by", "worker_id", "lease_id"})
+#: the records of a lost run that a requeue removes with it (the backends delete their
+#: chunks and heads in the requeue's transaction): writes are idempotent per index, so
+#: records kept from the lost run would make the next run's writes of the same indices
+#: silently dropped
+REQUEUE_CLEARS: tuple[Kind, ...] = tuple(Kind)
+
+_RUN_FIELDS = frozenset({
+    "cancel_requested_time", "cancelled_by", "worker_id", "lease_id", "scrapystats",
+    *(kind.truncated_field for kind in REQUEUE_CLEARS),
+})
 
 
 def requeued(meta: dict[str, Any], take: changes.Take) -> changes.Change:

@@ -9,7 +9,7 @@ page of chunks a statement.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 
 from jobq.domain import records_data
 from jobq.domain.jobs import BY_NUMBER, JobKey, position_floor
+from jobq.domain.records_data import Kind
 from jobq.storage._pg_sql import parse_queries, sql_file
 from jobq.storage.chunks import (
     Appended,
@@ -47,6 +48,14 @@ def _job(job: JobKey) -> dict[str, int]:
 
 def _stream(stream: StreamRef) -> dict[str, int]:
     return {**_job(stream.job), "kind": stream.kind.code}
+
+
+async def clear_streams(conn: AsyncConnection[Any], job: JobKey, kinds: Iterable[Kind]) -> None:
+    """Remove the chunks and heads of `job`'s streams of `kinds`, in the caller's
+    transaction (a requeue: `jobq.domain.leases.REQUEUE_CLEARS`)."""
+    params = {**_job(job), "kinds": [kind.code for kind in kinds]}
+    await conn.execute(_q("clear_stream_chunks"), params)
+    await conn.execute(_q("clear_stream_heads"), params)
 
 
 class PostgresChunkStore(ChunkStore):

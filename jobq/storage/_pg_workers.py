@@ -25,7 +25,7 @@ from jobq.domain import changes, leases
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import JobUpdate, StartRequest
-from jobq.storage import _pg_tx
+from jobq.storage import _pg_chunks, _pg_tx
 from jobq.storage._pg_sql import Q, parse_queries, sql_file
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,7 @@ async def expire_lease(tx: _pg_tx.Tx, lease: Lease, policy: LostPolicy, now_ms: 
     if kind is leases.Due.EXPIRED and leases.lost_outcome(policy, meta) is (
             leases.LostOutcome.REQUEUE):
         await _pg_tx._store(tx, key.spider, key.job, leases.requeued(meta, tx.take))
+        await _pg_chunks.clear_streams(tx.conn, key, leases.REQUEUE_CLEARS)
         return "requeued"
     reason = leases.LOST if kind is leases.Due.EXPIRED else (taken.expiry_reason or leases.LOST)
     await _pg_tx.update(

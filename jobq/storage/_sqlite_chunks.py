@@ -7,14 +7,14 @@ reader threads, a page of chunks a call, so a long download never holds the writ
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
 
 from jobq.domain import records_data
 from jobq.domain.jobs import BY_NUMBER, JobKey, position_floor
-from jobq.domain.records_data import Stats
+from jobq.domain.records_data import Kind, Stats
 from jobq.storage.chunks import (
     Appended,
     ChunkStore,
@@ -106,6 +106,15 @@ def _delete_chunks(conn: sqlite3.Connection, job: JobKey, limit: int) -> int:
             " AND c.spider_id = job_data_heads.spider_id AND c.job_no = job_data_heads.job_no"
             " AND c.kind = job_data_heads.kind)", tuple(job))
     return deleted
+
+
+def clear_streams(conn: sqlite3.Connection, job: JobKey, kinds: Iterable[Kind]) -> None:
+    """Remove the chunks and heads of `job`'s streams of `kinds`, in the caller's
+    transaction (a requeue: `jobq.domain.leases.REQUEUE_CLEARS`)."""
+    for kind in kinds:
+        params = (*job, kind.code)
+        conn.execute(f"DELETE FROM job_data_chunks WHERE {_STREAM}", params)
+        conn.execute(f"DELETE FROM job_data_heads WHERE {_STREAM}", params)
 
 
 def _keys(rows: Any) -> list[JobKey]:

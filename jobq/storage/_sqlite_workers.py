@@ -15,6 +15,7 @@ from jobq.domain import changes, leases
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import JobUpdate, StartRequest
+from jobq.storage import _sqlite_chunks
 from jobq.storage import _sqlite_tx as tx
 
 _LEASE_COLUMNS = (
@@ -223,6 +224,7 @@ def expire_lease(
         positions = tx.Positions(conn, key.project, now_ms)
         tx._store(conn, row_id, leases.requeued(meta, positions.take))
         positions.save()
+        _sqlite_chunks.clear_streams(conn, key, leases.REQUEUE_CLEARS)
         return "requeued"
     reason = leases.LOST if kind is leases.Due.EXPIRED else (taken.expiry_reason or leases.LOST)
     tx.update(conn, key.project, [JobUpdate(key, State.FINISHED, {"close_reason": reason})],

@@ -5,6 +5,12 @@ outcome. The routes are those of issues 10 (workers) and 11 (job data).
 Two kinds of failure: `Unavailable` (the server is out of reach, busy or restarting:
 try again later, nothing is lost) and `Refused` (the server answered that the request is
 wrong: retrying it would not help).
+
+A claimed job's writes (records, `scrapystats`, the outcome) go with the job's token from
+the claim answer (`auth`), as Scrapy Cloud's runner writes with the job's auth: the token
+is bound to the run it was issued for, so once the server took the run from this worker
+(declared lost, then requeued or claimed by another worker) its writes are refused (401,
+`Refused.run_taken`) and change nothing. Everything else goes with the worker's API key.
 """
 
 from __future__ import annotations
@@ -38,6 +44,16 @@ class Refused(ApiError):
         self.status = status
         super().__init__(f"{status}: {text.strip()[:500]}")
 
+    @property
+    def run_taken(self) -> bool:
+        """A job token refused: the run it was issued for is not this worker's any more
+        (or the job is gone)."""
+        return self.status == 401
+
+
+#: credentials of one job's writes: its key and token (None: the worker's API key)
+JobAuth = tuple[str, str] | None
+
 
 class Api:
     def __init__(self, url: str, apikey: str, timeout: float = 30.0) -> None:
@@ -48,7 +64,10 @@ class Api:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, path: str, auth: JobAuth = None, **kwargs: Any
+              ) -> httpx.Response:
+        if auth is not None:
+            kwargs["auth"] = auth
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -102,16 +121,17 @@ class Api:
 
     # -- a job ---------------------------------------------------------------------------------
 
-    def write_batch(self, kind: str, key: str, start: int, lines: Sequence[bytes]) -> None:
+    def write_batch(self, kind: str, key: str, start: int, lines: Sequence[bytes],
+                    auth: JobAuth = None) -> None:
         """Records `start`, `start + 1`, ... of a job, gzip JSON lines. Idempotent: the server
         keeps the first write of each index, so a batch sent again is harmless."""
         body = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=5)
-        self._call("POST", f"{kind}/{key}", params={"start": start}, content=body,
+        self._call("POST", f"{kind}/{key}", auth, params={"start": start}, content=body,
                    headers={"Content-Encoding": "gzip",
                             "Content-Type": "application/x-jsonlines"})
 
-    def set_meta(self, key: str, field: str, value: Any) -> None:
-        self._call("POST", f"jobs/{key}/{field}", content=orjson.dumps(value))
+    def set_meta(self, key: str, field: str, value: Any, auth: JobAuth = None) -> None:
+        self._call("POST", f"jobs/{key}/{field}", auth, content=orjson.dumps(value))
 
     def push(self, project: int, job: dict[str, Any]) -> str:
         answer: dict[str, Any] = self._call("POST", f"jobq/{project}/push",
@@ -129,7 +149,7 @@ class Api:
         stats = self._call("GET", f"{kind}/{key}/stats").json()
         return int(stats.get("totals", {}).get("input_values", 0))
 
-    def finish(self, key: str, close_reason: str) -> None:
+    def finish(self, key: str, close_reason: str, auth: JobAuth = None) -> None:
         project = key.split("/", 1)[0]
         update = {"key": key, "state": "finished", "close_reason": close_reason}
-        self._call("POST", f"jobq/{project}/update", content=orjson.dumps(update))
+        self._call("POST", f"jobq/{project}/update", auth, content=orjson.dumps(update))

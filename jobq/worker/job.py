@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import orjson
 
 from jobq.worker import outcome, pipe
-from jobq.worker.api import Api, Refused, Unavailable
+from jobq.worker.api import Api, JobAuth, Refused, Unavailable
 from jobq.worker.pipe import Message
 from jobq.worker.process import JobProcess, Launch, WarmPool
 from jobq.worker.spool import Budget, Stream
@@ -41,6 +41,9 @@ class JobRun:
                  on_done: Callable[[JobRun], None], warm: WarmPool | None = None) -> None:
         self.api = api
         self.key = str(launch.job["key"])
+        token = launch.job.get("auth")
+        #: the job's writes go with its token, bound to this run (see `jobq.worker.api`)
+        self.auth: JobAuth = (self.key, token) if isinstance(token, str) and token else None
         self.units = max(1, int(launch.job.get("units") or 1))
         self.kill_timeout = kill_timeout
         self.on_done = on_done
@@ -157,7 +160,7 @@ class JobRun:
         self._send_stats()
         reason = self.close_reason or outcome.FAILED
         try:
-            self._retry(lambda: self.api.finish(self.key, reason))
+            self._retry(lambda: self.api.finish(self.key, reason, self.auth))
         except Refused as exc:  # e.g. the server finished it already (lost, cancel_timeout)
             log.warning("job %s: outcome %s refused: %s", self.key, reason, exc)
             return
@@ -171,7 +174,7 @@ class JobRun:
                 continue
             try:
                 self._retry(functools.partial(self.api.write_batch, kind, self.key,
-                                              batch.start, batch.lines))
+                                              batch.start, batch.lines, self.auth))
             except Refused as exc:
                 # the server will never take these (a cap, a bad record): say so, move on
                 log.error("job %s: %s %d..%d refused: %s", self.key, kind, batch.start,
@@ -185,19 +188,27 @@ class JobRun:
         if stats is None or stats == self._stats_sent:
             return
         try:
-            self._retry(lambda: self.api.set_meta(self.key, "scrapystats", stats))
+            self._retry(lambda: self.api.set_meta(self.key, "scrapystats", stats, self.auth))
         except Refused as exc:
             log.error("job %s: scrapystats refused: %s", self.key, exc)
         self._stats_sent = stats
 
     def _retry(self, call: Callable[[], T]) -> T:
-        """`call` until the server takes it; pauses grow while it is out of reach."""
+        """`call` until the server takes it; pauses grow while it is out of reach. A job
+        token refused means the run was taken from this worker (declared lost, then
+        requeued or claimed by another): the job is discarded, as a heartbeat's `stop`
+        with `finish: false` does, and nothing more of it is sent."""
         pause = BACKOFF_FIRST
         while True:
             if self.discarded:
                 raise Discarded
             try:
                 return call()
+            except Refused as exc:
+                if self.auth is None or not exc.run_taken:
+                    raise
+                self.discard(f"the server refused this run's writes: {exc}")
+                raise Discarded from exc
             except Unavailable as exc:
                 log.warning("job %s: server unavailable (%s); retrying in %.1fs",
                             self.key, exc, pause)

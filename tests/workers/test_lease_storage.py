@@ -12,13 +12,17 @@ import pytest
 
 from jobq import errors
 from jobq.core.credentials import JobTokens, Principal
+from jobq.core.jobdata import JobData
 from jobq.core.queue import JobQueue
 from jobq.core.workers import Reaper, Wakeups, Workers
 from jobq.domain.clock import ManualClock
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import Timeouts
 from jobq.domain.records import ListQuery
+from jobq.domain.records_data import Kind
+from jobq.domain.records_query import ReadQuery
 from jobq.storage.base import Storage
+from jobq.storage.chunks import StreamRef
 
 pytestmark = pytest.mark.anyio
 
@@ -129,6 +133,53 @@ async def test_lost_job_is_requeued_up_to_max_retries(rig: Rig) -> None:
     meta = await rig.meta(key)
     assert (meta["state"], meta["close_reason"], meta["retries"]) == ("finished", "lost", 2)
     assert rig.reaper.outcomes == {"requeued": 2, "lost": 1}
+
+
+async def test_a_requeued_job_starts_afresh_from_record_0(rig: Rig) -> None:
+    """The lost run's items, logs and requests go with the requeue: the next run's
+    records 0.. are stored (not skipped as retries of the lost run's) and read back
+    alone."""
+    await rig.storage.update_settings(P, {"requeue_lost": True, "job_logs_max": 3})
+    (key,) = await rig.push()
+    job = JobKey.parse(key)
+    data = JobData(rig.storage, rig.storage.chunk_store(), 1 << 20, rig.clock)
+
+    async def write(run: str, n: int) -> list[int]:
+        stored = []
+        for kind in Kind:
+            body = b"".join(b'{"run": "%s", "n": %d}\n' % (run.encode(), i) for i in range(n))
+            try:
+                stored.append(await data.write(ADMIN, kind, job, 0, body, None))
+            except errors.PayloadTooLarge:  # the logs cap: the lost run hit it
+                stored.append(-1)
+        return stored
+
+    async def read(kind: Kind) -> list[tuple[int, dict[str, Any]]]:
+        found = []
+        async for block in data.blocks(StreamRef(job, kind), ReadQuery()):
+            found.extend(zip(block.indexes, block.objects(), strict=True))
+        return found
+
+    worker = await rig.register()
+    await rig.claim(worker)
+    assert await write("lost", 5) == [5, -1, 5]
+    await rig.storage.set_job_meta(job, {"scrapystats": {"item_scraped_count": 5}})
+    assert (await rig.meta(key))["logs_truncated"] is True
+    await rig.elapse(11)
+    meta = await rig.meta(key)
+    assert (meta["state"], meta["retries"]) == ("pending", 1)
+    assert "scrapystats" not in meta and "logs_truncated" not in meta, "the lost run's"
+    for kind in Kind:
+        assert await read(kind) == [], f"the lost run's {kind.value} are gone with the requeue"
+        stats = await data.stats(StreamRef(job, kind))
+        assert stats["totals"] == {"input_bytes": 0, "input_values": 0}
+    await rig.beat(worker)
+    assert await rig.claim(worker) == key
+    assert await write("next", 2) == [2, 2, 2], "records 0 and 1 of the new run are stored"
+    for kind in Kind:
+        assert await read(kind) == [(0, {"run": "next", "n": 0}), (1, {"run": "next", "n": 1})]
+        stats = await data.stats(StreamRef(job, kind))
+        assert stats["totals"]["input_values"] == 2
 
 
 async def test_cancel_reaches_the_worker_then_times_out(rig: Rig) -> None:

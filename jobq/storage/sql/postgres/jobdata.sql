@@ -52,6 +52,17 @@ WHERE (project_id, spider_id, job_no, kind, first_index) IN (
     WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
     LIMIT %(limit)s);
 
+-- name: clear_stream_chunks
+-- a requeue starts the job afresh (jobq.domain.leases.REQUEUE_CLEARS), in its transaction
+DELETE FROM job_data_chunks
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+  AND kind = ANY(%(kinds)s);
+
+-- name: clear_stream_heads
+DELETE FROM job_data_heads
+WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+  AND kind = ANY(%(kinds)s);
+
 -- name: delete_heads
 -- only once no chunk is left: a janitor on another node may still be deleting some, and a
 -- head is how the janitor finds a job's chunks
