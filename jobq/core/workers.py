@@ -164,7 +164,17 @@ class Workers:
             worker_id, keys, self.clock.now_ms(), self.timeouts)
         if answers is None:
             raise errors.NotFound(f"no registered worker {worker_id!r}")
-        return {"id": worker_id, "jobs": [a.render() for a in answers], **self._intervals()}
+        return {"id": worker_id, "jobs": [self._answer(a) for a in answers],
+                **self._intervals()}
+
+    def _answer(self, answer: leases.JobAnswer) -> dict[str, Any]:
+        """A job's heartbeat answer; a `continue` carries a fresh token of the run, so a
+        crawl longer than `--token-lifetime` keeps writing with its own run's token."""
+        rendered = answer.render()
+        if answer.run is not None and answer.run[1] is not None:
+            run, lease_id = answer.run
+            rendered["auth"] = self.queue.tokens.issue(answer.key, run=run, lease_id=lease_id)
+        return rendered
 
     async def register_spiders(self, who: Principal, worker_id: str, body: Any) -> dict[str, Any]:
         """The spiders the worker can run (its project's `scrapy list`), for each project it

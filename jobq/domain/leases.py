@@ -256,6 +256,9 @@ class JobAnswer:
     #: it is not yours any more)
     reason: str | None = None
     message: str | None = None
+    #: of a `continue`: the run and lease id of the job's metadata (`claim_of`), for a
+    #: fresh token of the run (a crawl may outlive the token it was claimed with)
+    run: tuple[int | None, str | None] | None = None
 
     def render(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": str(self.key), "action": self.action.value}
@@ -269,10 +272,13 @@ class JobAnswer:
 
 def heartbeat_job(
     key: JobKey, lease: Lease | None, worker_id: str, running: bool,
-    cancel_requested_ms: int | None, now_ms: int, timeouts: Timeouts,
+    meta: dict[str, Any], now_ms: int, timeouts: Timeouts,
 ) -> tuple[JobAnswer, Stop | None]:
     """The answer for one job a worker reports, and a stop to record on its lease (None:
-    nothing new). `lease` is the job's lease, whoever holds it."""
+    nothing new). `lease` is the job's lease, whoever holds it; `meta` the job's metadata
+    (empty when the job is gone)."""
+    cancel = meta.get("cancel_requested_time")
+    cancel_requested_ms = cancel if isinstance(cancel, int) else None
     if lease is None or lease.worker_id != worker_id or not running:
         why = ("not leased to this worker (finished, requeued, lost, or another worker's):"
                " stop it and do not report it")
@@ -285,7 +291,7 @@ def heartbeat_job(
     if lease.runtime_deadline_ms is not None and lease.runtime_deadline_ms <= now_ms:
         stop = time_limit_stop(now_ms, timeouts)
         return JobAnswer(key, Action.STOP, stop.reason), stop
-    return JobAnswer(key, Action.CONTINUE), None
+    return JobAnswer(key, Action.CONTINUE, run=claim_of(meta)), None
 
 
 # -- the run a job token belongs to ------------------------------------------------------

@@ -370,6 +370,8 @@ SCHEMAS: dict[str, Schema] = {
                                                          " is not leased to this worker)"},
             "reason": {"type": "string", "description": "the close_reason to finish with"},
             "message": {"type": "string"},
+            "auth": {"type": "string", "description": "of a `continue`: a fresh job token"
+                                                      " of the run, for its further writes"},
         },
     },
 }

@@ -137,11 +137,8 @@ async def heartbeat(
         answers = []
         for key in keys:
             state, meta = states.get(key, (None, {}))
-            cancel = meta.get("cancel_requested_time")
             answer, stop = leases.heartbeat_job(
-                key, own.get(key), worker_id, state == State.RUNNING,
-                cancel if isinstance(cancel, int) else None, now_ms, timeouts,
-            )
+                key, own.get(key), worker_id, state == State.RUNNING, meta, now_ms, timeouts)
             if stop is not None:
                 await conn.execute(W.record_stop, {
                     "reason": stop.reason, "deadline": stop.deadline_ms,

@@ -119,11 +119,8 @@ def heartbeat(
         lease = _lease(conn, key)
         job = _job_state(conn, key)
         running = job is not None and job[1] == State.RUNNING
-        cancel = job[2].get("cancel_requested_time") if job is not None else None
         answer, stop = leases.heartbeat_job(
-            key, lease, worker_id, running, cancel if isinstance(cancel, int) else None,
-            now_ms, timeouts,
-        )
+            key, lease, worker_id, running, job[2] if job is not None else {}, now_ms, timeouts)
         if lease is not None and lease.worker_id == worker_id and running:
             _renew(conn, key, worker_id, expires, stop)
         answers.append(answer)

@@ -41,9 +41,9 @@ class JobRun:
                  on_done: Callable[[JobRun], None], warm: WarmPool | None = None) -> None:
         self.api = api
         self.key = str(launch.job["key"])
-        token = launch.job.get("auth")
         #: the job's writes go with its token, bound to this run (see `jobq.worker.api`)
-        self.auth: JobAuth = (self.key, token) if isinstance(token, str) and token else None
+        self.auth: JobAuth = None
+        self.renew_token(launch.job.get("auth"))
         self.units = max(1, int(launch.job.get("units") or 1))
         self.kill_timeout = kill_timeout
         self.on_done = on_done
@@ -86,6 +86,12 @@ class JobRun:
         log.info("job %s: stopping (%s)", self.key, reason)
         if self.process.pid is not None:  # else it never starts (see Worker)
             self.process.terminate(self.kill_timeout)
+
+    def renew_token(self, token: Any) -> None:
+        """Take the job token of this run the claim or a heartbeat handed out (the
+        heartbeat's keeps a long crawl's writes going past the first one's lifetime)."""
+        if isinstance(token, str) and token:
+            self.auth = (self.key, token)
 
     def discard(self, why: str) -> None:
         """The server gave the job to no one or someone else: stop it, report nothing."""

@@ -280,7 +280,10 @@ class Worker:
                                         self.heartbeat_interval)
         for job in answer.get("jobs") or []:
             run = runs.get(str(job.get("key")))
-            if run is None or job.get("action") != "stop":
+            if run is None:
+                continue
+            if job.get("action") != "stop":
+                run.renew_token(job.get("auth"))
                 continue
             if job.get("finish"):
                 run.stop(str(job.get("reason") or outcome.CANCELLED))

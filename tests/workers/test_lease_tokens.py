@@ -234,3 +234,27 @@ async def test_old_format_tokens_work_until_their_job_runs_again(rig: Rig) -> No
     assert await _writes(rig, stale, leased["key"]) == REFUSED
     await rig.queue.set_job_meta(await rig.as_job(legacy), JobKey.parse(plain["key"]),
                                  [{"still": "works"}])
+
+
+async def test_a_heartbeat_hands_out_a_fresh_token_of_the_run(rig: Rig) -> None:
+    """A crawl may outlive the token it was claimed with: each `continue` carries a fresh
+    token of the same run; a `stop` carries none."""
+    rig.tokens.lifetime = 30  # seconds
+    await rig.queue.push(ADMIN, P, [{"spider": "s"}, {"spider": "s"}])
+    worker = await rig.register("w")
+    job = await rig.claim(worker)
+    fresh = job["auth"]
+    for _ in range(6):  # 48 s: past the lifetime of the claim's token
+        await rig.elapse(8)
+        answer = await rig.workers.heartbeat(ADMIN, worker, {"jobs": [job["key"]]})
+        (one,) = answer["jobs"]
+        assert one["action"] == "continue"
+        fresh = one["auth"]
+    with pytest.raises(errors.Unauthorized):
+        await rig.as_job(job)  # the claim's token expired
+    who = await rig.auth.authenticate(job["key"], fresh)
+    await rig.queue.update(
+        who, P, [{"key": job["key"], "state": "finished", "close_reason": "finished"}])
+    assert (await rig.meta(job["key"]))["close_reason"] == "finished"
+    answer = await rig.workers.heartbeat(ADMIN, worker, {"jobs": [job["key"]]})
+    assert answer["jobs"][0]["action"] == "stop" and "auth" not in answer["jobs"][0]
