@@ -256,7 +256,8 @@ def claim_one(project: int, request: StartRequest, now_ms: int, actor: str) -> O
                 jobs.full_meta(orjson.loads(raw), project, spider, State.RUNNING, entered))
 
     return OneTrip(_claim_one_sql(), {
-        "botgroup": request.botgroup, "running": 0, "ex_s": [], "ex_j": [],
+        # no exclusions (NULL arrays: cheaper to send than empty ones)
+        "botgroup": request.botgroup, "running": 0, "ex_s": None, "ex_j": None,
         "patch": _members(patch), "tags_changed": tags_changed,
         "tags": _stored_tags(patch) if tags_changed else None,
     }, answer)
@@ -280,7 +281,7 @@ def update_one(project: int, upd: JobUpdate, now_ms: int, actor: str) -> OneTrip
 
     return OneTrip(Q.update_one, {
         "spider": key.spider, "job": key.job, "state": int(target),
-        "sources": [int(s) for s in jobs.sources(target)],
+        "sources": sum(1 << s for s in jobs.sources(target)),
         "moved": _members(moved), "same": _members(changes.update_patch(upd, None, 0, actor)),
         "tags_changed": tags_changed, "tags": _stored_tags(moved) if tags_changed else None,
     }, answer, key=(key.spider, key.job))

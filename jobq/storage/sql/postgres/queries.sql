@@ -187,7 +187,7 @@ FROM moved m;
 
 -- name: update_one
 -- An update line naming one job with a state, in one statement: the job moves to
--- %(state)s if its state is one of %(sources)s (jobq.domain.jobs.sources), with the
+-- %(state)s if its state is one of %(sources)s (a bit set of jobq.domain.jobs.sources), with the
 -- project's next position when the state changes; its metadata gets %(moved)s appended
 -- then, %(same)s when it stays (members of a JSON object, without braces, maybe empty).
 -- Returns the job's state before (nothing for no such job); the caller refuses a state
@@ -201,7 +201,7 @@ pos AS (
     UPDATE projects p SET last_position = GREATEST(%(floor)s::bigint, p.last_position + 1)
     FROM cur
     WHERE p.project_id = %(project)s AND cur.state <> %(state)s::smallint
-      AND cur.state = ANY(%(sources)s::smallint[])
+      AND (%(sources)s::integer >> cur.state) & 1 = 1
     RETURNING p.last_position AS p
 ),
 moved AS (
@@ -224,7 +224,7 @@ moved AS (
         LATERAL (SELECT CASE WHEN pos.p IS NULL THEN %(same)s::text
                              ELSE %(moved)s::text END AS patch) c
     WHERE j.project_id = %(project)s AND j.spider_id = %(spider)s AND j.job_no = %(job)s
-      AND cur.state = ANY(%(sources)s::smallint[])
+      AND (%(sources)s::integer >> cur.state) & 1 = 1
     RETURNING j.state
 )
 SELECT cur.state, (SELECT count(*) FROM moved) FROM cur;
