@@ -220,6 +220,9 @@ async def test_a_refused_move_fails_alone_among_moves_sent_together(storage: Sto
     assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 3,
                                              State.FINISHED: 4}
     assert await storage.update(P, [JobUpdate(JobKey(P, 1, 99), State.FINISHED, {})], "t") == []
+    # an update names a project: it exists from then on, job or not (as a push makes it)
+    assert await storage.update(77, [JobUpdate(JobKey(77, 1, 1), State.FINISHED, {})], "t") == []
+    assert await storage.projects() == [P, 77]
 
 
 async def test_spider_key_update_goes_queue_by_queue_oldest_first(storage: Storage) -> None:

@@ -191,11 +191,17 @@ FROM moved m;
 -- project's next position when the state changes; its metadata gets %(moved)s appended
 -- then, %(same)s when it stays (members of a JSON object, without braces, maybe empty).
 -- Returns the job's state before (nothing for no such job); the caller refuses a state
--- outside %(sources)s, for which nothing was written.
+-- outside %(sources)s, for which nothing was written. Like every update, it creates the
+-- project's row if there is none (no job, no row).
 WITH cur AS (
     SELECT state FROM jobs
     WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
       AND state <> 4
+),
+ensured AS (
+    INSERT INTO projects (project_id, last_position)
+    SELECT %(project)s, 0 WHERE NOT EXISTS (SELECT 1 FROM cur)
+    ON CONFLICT (project_id) DO NOTHING
 ),
 pos AS (
     UPDATE projects p SET last_position = GREATEST(%(floor)s::bigint, p.last_position + 1)
