@@ -124,7 +124,8 @@ class Bench:
                 old.unlink()
             db, where = f"sqlite:///{path}", str(path)
         else:
-            name = f"jobq_bench_{group}"
+            # one name per run: several people may bench on one PostgreSQL server at once
+            name = f"jobq_bench_{group}_{os.getpid()}"
             db, where = pg.recreate(self.pg_base, name), name
         started: list[Server] = []
         try:

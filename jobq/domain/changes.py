@@ -68,6 +68,13 @@ def stored_counters(meta: dict[str, Any]) -> str | None:
     return None if counters is None else encode(counters)
 
 
+def keeps_counters(fields: dict[str, Any]) -> bool:
+    """Whether merging `fields` into a job's metadata leaves its counters as they are (the
+    one-statement writes of PostgreSQL append a patch without reading the metadata, so the
+    counters column can only stay right through patches without `scrapystats`)."""
+    return "scrapystats" not in fields
+
+
 # -- push ------------------------------------------------------------------------------
 
 
@@ -145,14 +152,39 @@ def new_rows(
 # -- state changes and metadata ----------------------------------------------------------
 
 
+# A claim or an update changes a job's metadata by a patch that does not depend on the
+# job (`claim_patch`, `update_patch`): the metadata after it is `meta.update(patch)`. So
+# PostgreSQL can claim or update a job in one statement, appending the stored form of the
+# patch to the stored text (JSON readers keep the last of repeated names, in the place of
+# the first, exactly as `dict.update` does); see `_pg_tx.OneTrip`.
+
+
+def claim_patch(params: dict[str, Any], ts: int, actor: str) -> dict[str, Any]:
+    """What startjob's claim writes into the metadata of the job it claims (at `ts`)."""
+    patch: dict[str, Any] = {}
+    jobs.merge_fields(patch, params)
+    patch["_shub_worker"] = params.get("worker", actor)
+    jobs.enter_state(patch, State.RUNNING, ts, actor)
+    return patch
+
+
 def claimed(meta: dict[str, Any], params: dict[str, Any], take: Take, ts_of: TimeOf,
             actor: str) -> Change:
     """startjob's claim of a pending job: merge its parameters, move it to running."""
     position = take()
-    jobs.merge_fields(meta, params)
-    meta["_shub_worker"] = params.get("worker", actor)
-    jobs.enter_state(meta, State.RUNNING, ts_of(position), actor)
+    meta.update(claim_patch(params, ts_of(position), actor))
     return Change(meta, State.RUNNING, position, "tags" in params)
+
+
+def update_patch(update: JobUpdate, entered: State | None, ts: int,
+                 actor: str) -> dict[str, Any]:
+    """What an update line writes into the metadata of a job; `entered`: the state the job
+    moves to (None: it stays where it is)."""
+    patch: dict[str, Any] = {}
+    jobs.merge_fields(patch, update.fields)
+    if entered is not None:
+        jobs.enter_state(patch, entered, ts, actor)
+    return patch
 
 
 def updated(prev: State, update: JobUpdate, named: str | None, meta: dict[str, Any],
@@ -162,11 +194,12 @@ def updated(prev: State, update: JobUpdate, named: str | None, meta: dict[str, A
     target = jobs.update_target(prev, update.state, named)
     if target is None:
         return None
-    jobs.merge_fields(meta, update.fields)
     change = Change(meta, target, None, "tags" in update.fields)
-    if target is not prev:
+    if target is prev:
+        meta.update(update_patch(update, None, 0, actor))
+    else:
         change.position = take()
-        jobs.enter_state(meta, target, ts_of(change.position), actor)
+        meta.update(update_patch(update, target, ts_of(change.position), actor))
     return change
 
 

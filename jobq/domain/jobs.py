@@ -101,6 +101,11 @@ def can_move(current: State, target: State) -> bool:
     return target in _ALLOWED.get(current, ())
 
 
+def sources(target: State) -> list[State]:
+    """The states from which a job may move to `target` (`can_move`)."""
+    return [state for state in State if can_move(state, target)]
+
+
 def update_target(prev: State, wanted: State | None, job: str | None) -> State | None:
     """The state an update moves a job to (its own when `wanted` is None). A move the rules
     refuse raises `Conflict` for a job named by its key (`job`), and skips the job (None)

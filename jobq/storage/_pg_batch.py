@@ -45,8 +45,16 @@ class Op:
     late: bool = False
     #: (spider, job) of the jobs a late op writes by key: locked first, in key order
     keys: tuple[tuple[int, int], ...] = ()
+    #: a one-trip op (`_pg_tx.OneTrip`, then `fn` is unused): a batch of them is sent in
+    #: one round trip with BEGIN and COMMIT; a batch holds only ops of one kind
+    one: Any = None
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
                                         .create_future())
+
+    @property
+    def kind(self) -> int:
+        """Ops of different kinds never share a batch: 0 plain, 1 late, 2 one-trip."""
+        return 2 if self.one is not None else int(self.late)
 
     def resolve(self, ok: bool, value: Any) -> None:
         if self.future.done():
@@ -93,9 +101,9 @@ class GroupCommit:
             lane = self._lanes.get(project)
             if not lane:
                 continue
-            # a batch is the longest run of ops of the same kind (late or not), in order
+            # a batch is the longest run of ops of the same kind, in order
             batch = [lane.popleft()]
-            while lane and len(batch) < self._max_batch and lane[0].late == batch[0].late:
+            while lane and len(batch) < self._max_batch and lane[0].kind == batch[0].kind:
                 batch.append(lane.popleft())
             self._busy.add(project)
             task = asyncio.get_running_loop().create_task(self._run(project, batch))

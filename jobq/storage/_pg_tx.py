@@ -8,7 +8,9 @@ locking and positions (`Tx.take`) are handed out in commit order. What each writ
 to a job is decided in `jobq.domain.changes`, for both backends: these functions read the
 rows, call it and store what it returns.
 
-`start_job` and `update` by job keys run in *late-locking* transactions instead (`Tx.late`,
+startjob and an update of one job to a state are one statement each (`OneTrip`, run by
+`postgres.py` in one round trip). Leased claims (`start_job`) and `update` by job keys
+run in *late-locking* transactions instead (`Tx.late`,
 see `postgres.py`): the jobs they write are locked (`lock_jobs`, or the claim's `FOR
 UPDATE SKIP LOCKED`) and read first, their writes are only collected (`Tx.writes`) and
 sent at the end with the project lock, and a position is an offset into the range the
@@ -20,6 +22,7 @@ writes through `Tx.overlay`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +209,83 @@ async def start_job(tx: Tx, request: StartRequest, actor: str) -> Later | None:
         return key, jobs.full_meta(change.meta, tx.project, spider, State.RUNNING, entered)
 
     return Later(answer)
+
+
+# -- one round trip ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OneTrip:
+    """An operation that is one statement (see `postgres.py`, one-trip batches): its SQL
+    and parameters (the batch adds `project` and `floor`, the lowest position of now), and
+    what makes its answer of the row it returns (None: no row)."""
+
+    sql: str
+    params: dict[str, Any]
+    answer: Callable[[tuple[Any, ...] | None], Any]
+    #: (spider, job) of the job it names, locked by the batch first (in key order)
+    key: tuple[int, int] | None = None
+
+
+def _members(patch: dict[str, Any]) -> str:
+    """A patch's stored form as the members of a JSON object (no braces; '' when empty),
+    to append to the stored metadata text."""
+    return changes.encode(jobs.stored_form(patch))[1:-1]
+
+
+def _stored_tags(patch: dict[str, Any]) -> str | None:
+    tags = jobs.tags_of(patch)
+    return changes.encode(tags) if tags else None
+
+
+@functools.cache
+def _claim_one_sql() -> str:
+    return Q.claim_one.replace("/* claim_job */", Q.claim_job)
+
+
+def claim_one(project: int, request: StartRequest, now_ms: int, actor: str) -> OneTrip:
+    """startjob as one statement: the claim's patch does not depend on the job."""
+    patch = changes.claim_patch(request.params, now_ms, actor)
+    tags_changed = "tags" in request.params
+
+    def answer(row: tuple[Any, ...] | None) -> tuple[JobKey, dict[str, Any]] | None:
+        if row is None:
+            return None
+        sid, job_no, raw, pending, running, spider = row
+        entered = {State.PENDING: int(pending), State.RUNNING: int(running)}
+        return (JobKey(project, int(sid), int(job_no)),
+                jobs.full_meta(orjson.loads(raw), project, spider, State.RUNNING, entered))
+
+    return OneTrip(_claim_one_sql(), {
+        # no exclusions (NULL arrays: cheaper to send than empty ones)
+        "botgroup": request.botgroup, "running": 0, "ex_s": None, "ex_j": None,
+        "patch": _members(patch), "tags_changed": tags_changed,
+        "tags": _stored_tags(patch) if tags_changed else None,
+    }, answer)
+
+
+def update_one(project: int, upd: JobUpdate, now_ms: int, actor: str) -> OneTrip:
+    """An update of one job named by its key, to a state, as one statement (the patches for
+    a move and for a stay are both sent; the statement applies the one that holds)."""
+    key, target = upd.target, upd.state
+    assert isinstance(key, JobKey) and target is not None
+    tags_changed = "tags" in upd.fields
+    moved = changes.update_patch(upd, target, now_ms, actor)
+
+    def answer(row: tuple[Any, ...] | None) -> list[Updated]:
+        if row is None:
+            return []
+        prev = State(row[0])
+        # the rule (a refused move is a conflict): the statement wrote nothing then
+        jobs.update_target(prev, target, f"line 1: job {key}")
+        return [Updated(key, prev)]
+
+    return OneTrip(Q.update_one, {
+        "spider": key.spider, "job": key.job, "state": int(target),
+        "sources": sum(1 << s for s in jobs.sources(target)),
+        "moved": _members(moved), "same": _members(changes.update_patch(upd, None, 0, actor)),
+        "tags_changed": tags_changed, "tags": _stored_tags(moved) if tags_changed else None,
+    }, answer, key=(key.spider, key.job))
 
 
 async def _select_targets(

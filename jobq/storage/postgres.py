@@ -25,7 +25,7 @@ per-project lock held until commit:
 
 Reads take no lock. Different projects never wait for each other.
 
-## Late locking (startjob, update by job keys)
+## Late locking (leased startjob, update by job keys)
 
 The project lock serializes every write of a project on every node, so what counts is
 how long it is held. Taken first, it would be held across every round trip of the
@@ -68,13 +68,30 @@ cannot form; a deadlock or serialization failure would replay the batch anyway.
 A late batch sends its writes and COMMIT together, so an error there cannot be told to
 one operation: the batch is rolled back and its operations run again one by one.
 
+## One round trip (startjob, an update of one job to a state)
+
+A worker's cycle, startjob then the update that finishes its job, needs no Python between
+reading the job and writing it: what a claim or an update writes into a job's metadata
+is a patch that does not depend on the job (`changes.claim_patch`, `update_patch`), and
+which moves are allowed is a list of states (`jobs.sources`). So each is one statement
+(`claim_one`, `update_one`: a data-modifying CTE) and a batch of them is one round trip
+(`_transaction_one`): BEGIN; lock the jobs the updates name, in key order; lock the
+capped botgroups; each statement, which takes the project row and its next position only
+when it moves a job; COMMIT. The project row is held from the first move to COMMIT,
+while the server runs the rest of that pipeline, as in a late batch's last round trip;
+the lock order is the same (job rows, botgroups, project row). Each statement sees the
+earlier ones of its batch, so there is no overlay. An update the rules refuse wrote
+nothing (its statement returns the state it found): it answers Conflict alone, and the
+others of the batch commit. Leased claims and updates of several lines, of a spider or
+without a state stay late-locking batches.
+
 ## startjob
 
 Under the locks of the project's capped botgroups (taken `FOR UPDATE` sorted by name,
 so a botgroup's `max_running` holds exactly across nodes and projects), one statement
 picks the next pending job, highest priority then oldest, `FOR UPDATE SKIP LOCKED`, and
-checks the botgroup and capacity; the final round trip moves it to running. A job is
-claimed by one transaction only.
+checks the botgroup and capacity, and moves it to running. A job is claimed by one
+transaction only.
 
 ## Faults
 
@@ -91,6 +108,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -101,7 +119,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobq import errors
-from jobq.domain import jobs
+from jobq.domain import changes, jobs
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
@@ -175,6 +193,17 @@ class _Replay(Exception):
 class _Split(Exception):
     """A late-locking batch failed in its final round trip, where the failure cannot be
     told to one operation: it was rolled back; run its operations one by one."""
+
+
+@dataclass(slots=True)
+class _Refused:
+    """The answer of a one-trip operation that a rule refused (nothing was written)."""
+
+    error: BaseException
+
+
+async def _one_trip_only(tx_: tx.Tx) -> Any:  # pragma: no cover - never called
+    raise AssertionError("a one-trip operation runs as its statement")
 
 
 class _OpFailed(Exception):
@@ -381,16 +410,20 @@ class PostgresStorage(Storage):
         result: T = await self._writer.submit(project, op)
         return result
 
+    async def _write_one(self, project: int, trip: tx.OneTrip, claims: bool = False) -> Any:
+        op = Op(_one_trip_only, ensure_project=False, claims=claims, one=trip,
+                keys=() if trip.key is None else (trip.key,))
+        return await self._writer.submit(project, op)
+
     async def _run_batch(self, project: int, ops: list[Op]) -> None:
         """Run ops in one transaction (see the module docstring) and answer each."""
         remaining = list(ops)
         replays = busy = 0
+        run = (self._transaction, self._transaction_late, self._transaction_one)[ops[0].kind]
         while remaining:
-            late = remaining[0].late
             try:
                 results, new_spiders = await self._run(functools.partial(
-                    self._transaction_late if late else self._transaction, project, remaining
-                ))
+                    run, project, remaining))
             except _OpFailed as failed:
                 failed.op.resolve(False, failed.error)
                 remaining.remove(failed.op)
@@ -422,7 +455,10 @@ class PostgresStorage(Storage):
             if new_spiders:
                 self._spiders.setdefault(project, {}).update(new_spiders)
             for op, result in zip(remaining, results, strict=True):
-                op.resolve(True, result)
+                if isinstance(result, _Refused):
+                    op.resolve(False, result.error)
+                else:
+                    op.resolve(True, result)
             return
 
     async def _transaction(
@@ -522,6 +558,42 @@ class PostgresStorage(Storage):
         first = int(row[0]) if row is not None else 0
         return [r.make(first) if isinstance(r, tx.Later) else r for r in results], {}
 
+    async def _transaction_one(
+        self, project: int, ops: list[Op], conn: AsyncConnection[Any]
+    ) -> tuple[list[Any], dict[str, int]]:
+        """A one-trip batch (see the module docstring): BEGIN, the locks, each operation's
+        statement and COMMIT, in one round trip."""
+        keys = sorted({key for op in ops for key in op.keys})
+        floor = jobs.position_floor(self._now_ms())
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                if keys:
+                    await conn.execute(Q.lock_jobs, {
+                        "project": project, "spiders": [k[0] for k in keys],
+                        "jobs": [k[1] for k in keys]})
+                if any(op.claims for op in ops):
+                    await conn.execute(Q.lock_botgroups, {"project": project})
+                cursors = [await conn.execute(
+                    op.one.sql, {**op.one.params, "project": project, "floor": floor})
+                    for op in ops]
+                await conn.execute("COMMIT")
+            rows = [await cursor.fetchone() for cursor in cursors]
+        except psycopg.Error as exc:
+            await self._commit_failed(conn, exc)
+            if isinstance(exc, _REPLAYED):
+                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+            if len(ops) > 1:
+                raise _Split(str(exc)) from exc
+            raise _OpFailed(ops[0], translate(exc)) from exc
+        results: list[Any] = []
+        for op, row in zip(ops, rows, strict=True):
+            try:
+                results.append(op.one.answer(row))
+            except errors.JobqError as exc:  # refused by a rule: it wrote nothing
+                results.append(_Refused(exc))
+        return results, {}
+
     @classmethod
     async def _abort(cls, conn: AsyncConnection[Any], exc: BaseException) -> None:
         """Roll back a transaction that failed before its COMMIT; lock conflicts and
@@ -560,17 +632,27 @@ class PostgresStorage(Storage):
     async def start_job(
         self, project: int, request: StartRequest, actor: str
     ) -> tuple[JobKey, dict[str, Any]] | None:
-        # the transaction answers tx.Later, which the batch turns into the answer
-        claim: Callable[[tx.Tx], Awaitable[Any]] = functools.partial(
-            tx.start_job, request=request, actor=actor)
-        claimed: tuple[JobKey, dict[str, Any]] | None = await self._write(
-            project, claim, ensure_project=False, claims=True, late=True)
+        if not changes.keeps_counters(request.params):
+            # the counters column is computed from the whole metadata: read it first
+            claim: Callable[[tx.Tx], Awaitable[Any]] = functools.partial(
+                tx.start_job, request=request, actor=actor)
+            late: tuple[JobKey, dict[str, Any]] | None = await self._write(
+                project, claim, ensure_project=False, claims=True, late=True)
+            return late
+        claimed: tuple[JobKey, dict[str, Any]] | None = await self._write_one(
+            project, tx.claim_one(project, request, self._now_ms(), actor), claims=True)
         return claimed
 
     async def update(
         self, project: int, updates: Sequence[JobUpdate], actor: str
     ) -> list[Updated]:
         keys = [u.target for u in updates]
+        if (len(updates) == 1 and isinstance(keys[0], JobKey) and keys[0].project == project
+                and updates[0].state is not None and changes.keeps_counters(updates[0].fields)):
+            # a worker's finish (or any move of one job): one statement
+            done: list[Updated] = await self._write_one(
+                project, tx.update_one(project, updates[0], self._now_ms(), actor))
+            return done
         late = all(isinstance(k, JobKey) and k.project == project for k in keys)
         return await self._write(
             project, functools.partial(tx.update, updates=updates, actor=actor), late=late,

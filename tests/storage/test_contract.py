@@ -3,6 +3,7 @@ on a real SQLite file and on a fresh PostgreSQL database)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -164,6 +165,64 @@ async def test_rejected_update_changes_nothing(storage: Storage) -> None:
             P, [JobUpdate(a, State.RUNNING, {}), JobUpdate(b, State.PENDING, {})], "t"
         )
     assert await storage.state_counts(P) == {State.PENDING: 1, State.FINISHED: 1}
+
+
+async def test_claims_and_moves_merge_their_fields_over_the_jobs_own(storage: Storage) -> None:
+    """A claim's parameters and an update's fields overwrite the job's fields of the same
+    name in place and add the others after them (PostgreSQL appends them to the stored
+    text in one statement: the same metadata must come out, in the same order), and
+    `tags` moves the job between the tag lists."""
+    [key] = await push(storage, new(tags=["a"], x=1, _shub_worker="old", z=0))
+    pushed = await storage.get_job_meta(key)
+    assert pushed is not None
+    model = {k: v for k, v in pushed.items() if k not in jobs.DERIVED_FIELDS}
+    params = {"tags": ["b"], "x": 2, "worker": "w1", "y": 9}
+    claimed = await storage.start_job(P, StartRequest(params), "t1")
+    assert claimed is not None and claimed[0] == key
+    meta = await storage.get_job_meta(key)
+    assert meta is not None and claimed[1] == meta
+    assert meta["tags"] == ["b"] and meta["x"] == 2 and meta["y"] == 9
+    assert meta["_shub_worker"] == "w1" and meta["started_by"] == "t1" and meta["z"] == 0
+    assert await keys(storage, states=(State.RUNNING,), has_tags=("b",)) == [str(key)]
+    assert await keys(storage, states=(State.RUNNING,), has_tags=("a",)) == []
+    await move(storage, key, State.FINISHED, x=4, tags=["c"], close_reason="finished")
+    await move(storage, key, State.FINISHED, z=5)
+    meta = await storage.get_job_meta(key)
+    assert meta is not None
+    for fields in ({**params, "_shub_worker": "w1", "started_by": "t1"},
+                   {"x": 4, "tags": ["c"], "close_reason": "finished", "completed_by": "tester"},
+                   {"z": 5}):
+        model.update(fields)
+    assert [(k, v) for k, v in meta.items() if k not in jobs.DERIVED_FIELDS] == list(
+        model.items())
+    assert await keys(storage, states=(State.FINISHED,), has_tags=("c",)) == [str(key)]
+    assert await keys(storage, states=(State.FINISHED,), has_tags=("b",)) == []
+    assert await storage.state_counts(P) == {State.FINISHED: 1, State.PENDING: 0,
+                                             State.RUNNING: 0}
+
+
+async def test_a_refused_move_fails_alone_among_moves_sent_together(storage: Storage) -> None:
+    """Updates that arrive together share a transaction (group commit): the one a rule
+    refuses answers Conflict and writes nothing, the others are done."""
+    created = await push(storage, *[new() for _ in range(6)], new(state=State.FINISHED))
+    done = created[-1]
+    outcomes = await asyncio.gather(
+        *[storage.update(P, [JobUpdate(k, State.RUNNING, {"n": i})], "t")
+          for i, k in enumerate(created[:3])],
+        storage.update(P, [JobUpdate(done, State.RUNNING, {"n": 9})], "t"),
+        *[storage.update(P, [JobUpdate(k, State.FINISHED, {})], "t") for k in created[3:6]],
+        return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == ["list"] * 3 + ["Conflict"] + ["list"] * 3
+    assert [[(str(u.key), u.prevstate) for u in o] for o in outcomes[:3]] == [
+        [(str(k), State.PENDING)] for k in created[:3]]
+    meta = await storage.get_job_meta(done)
+    assert meta is not None and "n" not in meta and meta["state"] == "finished"
+    assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 3,
+                                             State.FINISHED: 4}
+    assert await storage.update(P, [JobUpdate(JobKey(P, 1, 99), State.FINISHED, {})], "t") == []
+    # an update names a project: it exists from then on, job or not (as a push makes it)
+    assert await storage.update(77, [JobUpdate(JobKey(77, 1, 1), State.FINISHED, {})], "t") == []
+    assert await storage.projects() == [P, 77]
 
 
 async def test_spider_key_update_goes_queue_by_queue_oldest_first(storage: Storage) -> None:

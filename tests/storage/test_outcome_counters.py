@@ -145,8 +145,8 @@ async def test_jobmeta_fields_asked_for_win_over_counters(queue: JobQueue) -> No
 
 
 async def test_a_requeued_job_shows_none_until_finished_again(storage: Storage) -> None:
-    """The reaper's requeue of a lost job (running -> pending) keeps the lost run's stats
-    in the metadata, but a pending row carries no counters."""
+    """The reaper's requeue of a lost job (running -> pending) starts it afresh: the lost
+    run's stats go, and the pending row carries no counters; the next run's stats count."""
     rig = Rig(storage)
     await rig.reaper.tick()
     assert RIG_PROJECT == P, "the rig pushes to the project listed here"
@@ -158,8 +158,11 @@ async def test_a_requeued_job_shows_none_until_finished_again(storage: Storage) 
     await rig.elapse(11)
     listed = await rows(rig.queue)
     assert listed[key]["state"] == "pending" and counters(listed[key]) is None
+    assert "scrapystats" not in (await storage.get_job_meta(JobKey.parse(key)) or {})
     await rig.beat(worker)
     assert await rig.claim(worker) == key
     await update(rig.queue, {"key": key, "state": "finished"})
+    assert counters((await rows(rig.queue))[key]) is None, "the lost run's stats went"
+    await rig.queue.set_job_meta(ADMIN, JobKey.parse(key), [{"scrapystats": STATS}])
     assert counters((await rows(rig.queue))[key]) == COUNTERS
 

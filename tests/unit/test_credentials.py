@@ -31,6 +31,28 @@ def test_job_tokens_are_good_for_one_job_only() -> None:
     assert not tokens.verify(key, token + "x")
 
 
+def test_job_tokens_are_the_jwts_pyjwt_makes() -> None:
+    """Tokens are signed without PyJWT (it costs most of a claim's Python time): the same
+    bytes as `jwt.encode`, which verify as before."""
+    clock = ManualClock(1_700_000_000_123)
+    for secret in ("s" * 32, "ünïcode-secret-" * 3):
+        tokens = JobTokens(secret, clock, lifetime=3600.5)
+        for key, run, lease in ((JobKey(53, 1, 7), None, None),
+                                (JobKey(10**17, 2, 10**17), 1_700_000_000_001, "ab12cd34ef56ab78")):
+            token = tokens.issue(key, run=run, lease_id=lease)
+            now = 1_700_000_000
+            claims: dict[str, object] = {"aud": f"job:{key}", "sub": str(key), "iat": now,
+                                         "exp": now + 3601, "run": run}
+            if lease is not None:
+                claims["lease"] = lease
+            assert token == jwt.encode(claims, secret, algorithm="HS256",
+                                       headers={"kid": credentials._kid(secret)})
+            assert tokens.verify(key, token) and not tokens.verify(JobKey(53, 1, 8), token)
+            claims = jwt.decode(token, secret, algorithms=["HS256"], audience=f"job:{key}",
+                                options={"verify_exp": False})
+            assert claims["sub"] == str(key)
+
+
 def test_principals_reach_what_they_should() -> None:
     admin = Principal("admin", is_admin=True)
     alice = Principal("alice", project=53)

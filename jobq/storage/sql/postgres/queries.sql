@@ -159,6 +159,85 @@ FROM (SELECT (SELECT last_position FROM projects WHERE project_id = %(project)s)
              - %(back)s::bigint AS p) AS np
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
 
+-- name: claim_one
+-- startjob in one statement (one round trip with BEGIN and COMMIT, see postgres.py):
+-- the claim of claim_job (pasted at /* claim_job */, with no exclusions: the batch's
+-- earlier statements are visible to this one), the project's next position, taken under
+-- its row lock only when a job was found, and the move to running. The metadata gets the
+-- claim's patch appended (%(patch)s: the members of a JSON object, without braces; see
+-- jobq.domain.changes). Returns the job (its spider's name last) or nothing.
+WITH pick AS (/* claim_job */),
+pos AS (
+    UPDATE projects p SET last_position = GREATEST(%(floor)s::bigint, p.last_position + 1)
+    FROM pick
+    WHERE p.project_id = %(project)s
+    RETURNING p.last_position AS p
+),
+moved AS (
+    UPDATE jobs j SET
+        state = 1, position = pos.p, running_position = pos.p,
+        meta = CASE WHEN j.meta = '{}' THEN '{' || %(patch)s::text || '}'
+            ELSE left(j.meta, -1) || ',' || %(patch)s::text || '}' END,
+        tags = CASE WHEN %(tags_changed)s::boolean THEN %(tags)s::text ELSE j.tags END
+    FROM pick, pos
+    WHERE j.project_id = %(project)s AND j.spider_id = pick.spider_id
+      AND j.job_no = pick.job_no
+    RETURNING j.spider_id, j.job_no, j.meta, j.pending_position, j.running_position
+)
+SELECT m.spider_id, m.job_no, m.meta, m.pending_position, m.running_position,
+    (SELECT name FROM spiders s WHERE s.project_id = %(project)s AND s.spider_id = m.spider_id)
+FROM moved m;
+
+-- name: update_one
+-- An update line naming one job with a state, in one statement: the job moves to
+-- %(state)s if its state is one of %(sources)s (a bit set of jobq.domain.jobs.sources), with the
+-- project's next position when the state changes; its metadata gets %(moved)s appended
+-- then, %(same)s when it stays (members of a JSON object, without braces, maybe empty).
+-- Returns the job's state before (nothing for no such job); the caller refuses a state
+-- outside %(sources)s, for which nothing was written. Like every update, it creates the
+-- project's row if there is none (no job, no row).
+WITH cur AS (
+    SELECT state FROM jobs
+    WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
+      AND state <> 4
+),
+ensured AS (
+    INSERT INTO projects (project_id, last_position)
+    SELECT %(project)s, 0 WHERE NOT EXISTS (SELECT 1 FROM cur)
+    ON CONFLICT (project_id) DO NOTHING
+),
+pos AS (
+    UPDATE projects p SET last_position = GREATEST(%(floor)s::bigint, p.last_position + 1)
+    FROM cur
+    WHERE p.project_id = %(project)s AND cur.state <> %(state)s::smallint
+      AND (%(sources)s::integer >> cur.state) & 1 = 1
+    RETURNING p.last_position AS p
+),
+moved AS (
+    UPDATE jobs j SET
+        state = %(state)s::smallint,
+        position = COALESCE(pos.p, j.position),
+        pending_position = CASE WHEN %(state)s::smallint = 0
+            THEN COALESCE(pos.p, j.pending_position) ELSE j.pending_position END,
+        running_position = CASE WHEN %(state)s::smallint = 1
+            THEN COALESCE(pos.p, j.running_position) ELSE j.running_position END,
+        finished_position = CASE WHEN %(state)s::smallint = 2
+            THEN COALESCE(pos.p, j.finished_position) ELSE j.finished_position END,
+        deleted_position = CASE WHEN %(state)s::smallint = 3
+            THEN COALESCE(pos.p, j.deleted_position) ELSE j.deleted_position END,
+        meta = CASE WHEN c.patch = '' THEN j.meta
+            WHEN j.meta = '{}' THEN '{' || c.patch || '}'
+            ELSE left(j.meta, -1) || ',' || c.patch || '}' END,
+        tags = CASE WHEN %(tags_changed)s::boolean THEN %(tags)s::text ELSE j.tags END
+    FROM cur LEFT JOIN pos ON true,
+        LATERAL (SELECT CASE WHEN pos.p IS NULL THEN %(same)s::text
+                             ELSE %(moved)s::text END AS patch) c
+    WHERE j.project_id = %(project)s AND j.spider_id = %(spider)s AND j.job_no = %(job)s
+      AND (%(sources)s::integer >> cur.state) & 1 = 1
+    RETURNING j.state
+)
+SELECT cur.state, (SELECT count(*) FROM moved) FROM cur;
+
 -- name: lock_jobs
 -- A late-locking batch starts by locking (and reading) the jobs its updates name, in
 -- key order so that two batches cannot deadlock.

@@ -1,0 +1,59 @@
+"""PostgreSQL: startjob and the finish of a job (an update naming one job with a state)
+take one round trip each, BEGIN and COMMIT included (issue 9: each round trip is a wake-up
+of the node's process while the project's queue waits). Counted on the wire: libpq's trace
+of the storage's only pooled connection (see `round_trips`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from psycopg import pq
+
+from jobq.domain.jobs import State
+from jobq.domain.records import JobUpdate, NewJob, StartRequest
+from jobq.storage.postgres import PostgresStorage
+
+pytestmark = pytest.mark.anyio
+
+P = 53
+
+
+def round_trips(trace: Path) -> int:
+    """Each Sync the client sends, and each Flush but one right after a Sync (psycopg's
+    pipeline sends both at its end), asks the server for answers the client then waits
+    for."""
+    sent = [fields[2] for fields in (line.split("\t") for line in trace.read_text().splitlines())
+            if len(fields) > 2 and fields[0] == "F"]
+    return sum(1 for i, message in enumerate(sent)
+               if message == "Sync" or (message == "Flush" and (i == 0 or sent[i - 1] != "Sync")))
+
+
+async def test_startjob_and_finish_take_one_round_trip_each(pg_url: str, tmp_path: Path) -> None:
+    storage = PostgresStorage(pg_url, pool_size=1)
+    await storage.open()
+    try:
+        await storage.push(P, [NewJob("s", State.PENDING, 2, None, None, {})] * 3, "t")
+        trace = tmp_path / "trace"
+        with open(trace, "w") as out:
+            assert storage._pool is not None
+            async with storage._pool.connection() as conn:
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            counts = []
+            for _ in range(3):
+                before = round_trips(trace)
+                claimed = await storage.start_job(P, StartRequest({}), "w")
+                assert claimed is not None
+                started = round_trips(trace)
+                done = await storage.update(P, [JobUpdate(claimed[0], State.FINISHED, {})], "w")
+                assert [u.prevstate for u in done] == [State.RUNNING]
+                counts.append((started - before, round_trips(trace) - started))
+            async with storage._pool.connection() as conn:
+                conn.pgconn.untrace()
+        assert counts == [(1, 1)] * 3
+        assert await storage.start_job(P, StartRequest({}), "w") is None
+        assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 0,
+                                                 State.FINISHED: 3}
+    finally:
+        await storage.close()
