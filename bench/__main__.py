@@ -1,7 +1,7 @@
 """python -m bench: jobq against Scrapyd 1.6 and against a bare Starlette app.
 
 Run from the repo root, with the Python of the venv where jobq is installed
-(the bare app runs on that Python, so it uses the same Starlette/uvicorn).
+(the bare app runs on that Python, so it uses the same Starlette and server software).
 `--quick` is a short run with tiny sizes: it checks that the harness works,
 its figures mean nothing.
 """
@@ -123,7 +123,7 @@ def machine() -> dict[str, Any]:
     )
     mem = Path("/proc/meminfo").read_text().split()[1]
     pkgs: dict[str, str | None] = {}
-    for name in ("jobq", "starlette", "uvicorn", "uvloop", "httptools", "psycopg"):
+    for name in ("jobq", "starlette", "granian", "uvicorn", "uvloop", "httptools", "psycopg"):
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
