@@ -109,7 +109,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 import psycopg
@@ -549,12 +549,7 @@ class PostgresStorage(Storage):
                 await conn.execute("COMMIT")
             row = await cursor.fetchone() if cursor is not None else None
         except psycopg.Error as exc:
-            await self._commit_failed(conn, exc)
-            if isinstance(exc, _REPLAYED):
-                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
-            if len(ops) > 1:
-                raise _Split(str(exc)) from exc
-            raise _OpFailed(ops[0], translate(exc)) from exc
+            await self._batch_failed(conn, exc, ops)
         first = int(row[0]) if row is not None else 0
         return [r.make(first) if isinstance(r, tx.Later) else r for r in results], {}
 
@@ -580,12 +575,7 @@ class PostgresStorage(Storage):
                 await conn.execute("COMMIT")
             rows = [await cursor.fetchone() for cursor in cursors]
         except psycopg.Error as exc:
-            await self._commit_failed(conn, exc)
-            if isinstance(exc, _REPLAYED):
-                raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
-            if len(ops) > 1:
-                raise _Split(str(exc)) from exc
-            raise _OpFailed(ops[0], translate(exc)) from exc
+            await self._batch_failed(conn, exc, ops)
         results: list[Any] = []
         for op, row in zip(ops, rows, strict=True):
             try:
@@ -601,6 +591,20 @@ class PostgresStorage(Storage):
         await cls._rollback(conn)
         if isinstance(exc, _REPLAYED):
             raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+
+    @classmethod
+    async def _batch_failed(
+        cls, conn: AsyncConnection[Any], exc: psycopg.Error, ops: list[Op]
+    ) -> NoReturn:
+        """A late-locking or one-trip batch failed: replay it (lock timeouts, serialization
+        failures), split it so that each operation meets its own fate, or fail its one
+        operation with the translated error."""
+        await cls._commit_failed(conn, exc)
+        if isinstance(exc, _REPLAYED):
+            raise _Replay(str(exc), isinstance(exc, pg_errors.LockNotAvailable)) from exc
+        if len(ops) > 1:
+            raise _Split(str(exc)) from exc
+        raise _OpFailed(ops[0], translate(exc)) from exc
 
     @classmethod
     async def _commit_failed(cls, conn: AsyncConnection[Any], exc: psycopg.Error) -> None:

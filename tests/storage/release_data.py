@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,44 @@ def load_postgres(url: str, schema_1: str) -> None:
                     f'INSERT INTO "{table}" ({names}) VALUES ({marks})'.encode(), values)
         conn.execute("SELECT setval(pg_get_serial_sequence('api_keys', 'key_id'),"
                      " (SELECT max(key_id) FROM api_keys))")
+
+
+def at_schema(
+    backend: str, db_url: str, version: int, then: Callable[[Any], None] | None = None
+) -> None:
+    """A database of `backend` at `db_url` holding the released rows, brought up to schema
+    `version` as jobq's migration runner does (on PostgreSQL: schema `jobq`, its
+    search_path, then each script). `then(conn)` (a sqlite3 or psycopg connection) runs in
+    the same transaction, before the version is recorded."""
+    import psycopg
+
+    from jobq.storage import _pg_sql
+    from jobq.storage import sqlite as sqlite_backend
+
+    if backend == "sqlite":
+        path = Path(db_url[len("sqlite:///"):])
+        steps = dict(sqlite_backend.migrations())
+        load_sqlite(path, steps[1], sqlite_backend.split_statements)
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            for number in range(2, version + 1):
+                for statement in sqlite_backend.split_statements(steps[number]):
+                    conn.execute(statement)
+            if then is not None:
+                then(conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return
+    pg_steps = dict(_pg_sql.migrations())
+    load_postgres(db_url, pg_steps[1])
+    with psycopg.connect(db_url) as pg:
+        pg.execute("CREATE SCHEMA jobq")
+        pg.execute("SET LOCAL search_path = jobq")
+        for number in range(2, version + 1):
+            pg.execute(pg_steps[number].encode())
+        if then is not None:
+            then(pg)
+        pg.execute("INSERT INTO jobq.jobq_schema_version (version) VALUES (%s)", (version,))

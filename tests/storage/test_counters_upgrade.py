@@ -15,8 +15,6 @@ import psycopg
 import pytest
 from scrapinghub import HubstorageClient
 
-from jobq.storage import _pg_sql
-from jobq.storage import sqlite as sqlite_backend
 from tests import helpers
 from tests.storage import release_data
 
@@ -33,40 +31,18 @@ GIVEN: dict[tuple[int, int], Any] = {(1, 1): STATS, (1, 2): STATS, (1, 3): STATS
                                       (2, 1): OTHER}
 
 
-def _at_schema_6_sqlite(path: Path) -> None:
-    steps = dict(sqlite_backend.migrations())
-    release_data.load_sqlite(path, steps[1], sqlite_backend.split_statements)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN")
-        for number in range(2, BEFORE + 1):
-            for statement in sqlite_backend.split_statements(steps[number]):
-                conn.execute(statement)
-        for (spider, job), stats in GIVEN.items():
+def _give_stats(conn: Any) -> None:
+    """Put GIVEN's stats into the released jobs' metadata (SQL of either backend)."""
+    for (spider, job), stats in GIVEN.items():
+        if isinstance(conn, sqlite3.Connection):
             conn.execute("UPDATE jobs SET meta = json_set(meta, '$.scrapystats', json(?))"
                          " WHERE project_id = 7 AND spider_id = ? AND job_no = ?",
                          (json.dumps(stats), spider, job))
-        conn.execute(f"PRAGMA user_version = {BEFORE}")
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _at_schema_6_postgres(url: str) -> None:
-    """As jobq's migration runner does: schema `jobq`, search_path, then each script."""
-    steps = dict(_pg_sql.migrations())
-    release_data.load_postgres(url, steps[1])
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE SCHEMA jobq")
-        conn.execute("SET LOCAL search_path = jobq")
-        for number in range(2, BEFORE + 1):
-            conn.execute(steps[number].encode())
-        for (spider, job), stats in GIVEN.items():
+        else:
             conn.execute("UPDATE jobs SET meta = (meta::jsonb || jsonb_build_object("
                          "'scrapystats', %s::jsonb))::text"
                          " WHERE project_id = 7 AND spider_id = %s AND job_no = %s",
                          (json.dumps(stats), spider, job))
-        conn.execute("INSERT INTO jobq.jobq_schema_version (version) VALUES (%s)", (BEFORE,))
 
 
 def _counters(rows: list[dict[str, Any]]) -> dict[str, dict[str, int] | None]:
@@ -77,10 +53,7 @@ def _counters(rows: list[dict[str, Any]]) -> dict[str, dict[str, int] | None]:
 def test_schema_6_database_lists_counters_of_finished_jobs(
     backend: str, db_url: str, tmp_path: Path
 ) -> None:
-    if backend == "sqlite":
-        _at_schema_6_sqlite(Path(db_url[len("sqlite:///"):]))
-    else:
-        _at_schema_6_postgres(db_url)
+    release_data.at_schema(backend, db_url, BEFORE, _give_stats)
     server = helpers.Server(db=db_url, log=tmp_path / "server.log").start()
     try:
         hs = HubstorageClient(auth=server.admin_key, endpoint=server.url)

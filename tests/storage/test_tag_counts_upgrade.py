@@ -12,41 +12,12 @@ import httpx
 import psycopg
 import pytest
 
-from jobq.storage import _pg_sql
-from jobq.storage import sqlite as sqlite_backend
 from tests import helpers
 from tests.storage import release_data
 
 #: the schema this test upgrades from: the one before migration 0006
 BEFORE = 5
 STATES = ("pending", "running", "finished", "deleted")
-
-
-def _at_schema_5_sqlite(path: Path) -> None:
-    steps = dict(sqlite_backend.migrations())
-    release_data.load_sqlite(path, steps[1], sqlite_backend.split_statements)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN")
-        for number in range(2, BEFORE + 1):
-            for statement in sqlite_backend.split_statements(steps[number]):
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {BEFORE}")
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _at_schema_5_postgres(url: str) -> None:
-    """As jobq's migration runner does: schema `jobq`, search_path, then each script."""
-    steps = dict(_pg_sql.migrations())
-    release_data.load_postgres(url, steps[1])
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE SCHEMA jobq")
-        conn.execute("SET LOCAL search_path = jobq")
-        for number in range(2, BEFORE + 1):
-            conn.execute(steps[number].encode())
-        conn.execute("INSERT INTO jobq.jobq_schema_version (version) VALUES (%s)", (BEFORE,))
 
 
 def _tags(client: httpx.Client, project: int) -> set[str]:
@@ -78,10 +49,7 @@ def _check_counts(client: httpx.Client, project: int, tags: set[str]) -> int:
 def test_schema_5_database_gets_correct_tag_counts(
     backend: str, db_url: str, tmp_path: Path
 ) -> None:
-    if backend == "sqlite":
-        _at_schema_5_sqlite(Path(db_url[len("sqlite:///"):]))
-    else:
-        _at_schema_5_postgres(db_url)
+    release_data.at_schema(backend, db_url, BEFORE)
     server = helpers.Server(db=db_url, log=tmp_path / "server.log").start()
     try:
         with server.client() as client:
