@@ -8,8 +8,6 @@ import asyncio
 import os
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,6 +19,7 @@ from scrapinghub import HubstorageClient
 
 from jobq.core import credentials
 from jobq.storage import open_storage
+from tests import helpers
 from tests.helpers import Server, jobq_command
 
 P = 53
@@ -171,13 +170,6 @@ def test_rotating_the_secret_keeps_handed_out_tokens_working(
 LEASE_TIMEOUT = ["--worker-timeout", "2"]
 
 
-def _wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
-
 
 class _Heartbeats:
     """A worker that stays alive: registered with the admin key, heartbeating its jobs
@@ -262,7 +254,7 @@ def test_a_lost_workers_token_is_refused_once_its_job_was_claimed_again(
                     stale.get(f"/jobs/{key}")
                     return bool(watcher.get(f"/jobs/{key}").json()["state"] == "pending")
 
-                _wait_until("the silent worker's job is requeued", requeued)
+                helpers.wait_until("the silent worker's job is requeued", requeued)
                 other = _Heartbeats(server, "other")
                 current = other.claim()
                 assert current["key"] == key and current["auth"] != lost["auth"]
@@ -311,7 +303,7 @@ def test_a_lost_workers_token_is_refused_once_its_job_finished_as_lost(
             admin.post(f"/jobq/{P}/push", json={"spider": "s"}).raise_for_status()
             lost = _silent_claim(admin, "lost")
             key = lost["key"]
-            _wait_until("the silent worker's job is finished as lost",
+            helpers.wait_until("the silent worker's job is finished as lost",
                         lambda: admin.get(f"/jobs/{key}").json()["state"] == "finished")
             before = _state(admin, key)
             assert (before["close_reason"], before["completed_by"]) == ("lost", "jobq")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,11 @@ from jobq.worker.api import Api, Refused
 from jobq.worker.job import Discarded, JobRun
 from jobq.worker.process import Launch
 from jobq.worker.spool import Budget
-from tests.helpers import Server
+from tests.helpers import Server, wait_until
 
 P = 54
 FAST = ["--worker-timeout", "2", "--cancel-timeout", "2"]
 
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture

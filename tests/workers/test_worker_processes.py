@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,18 +21,11 @@ import httpx
 import orjson
 import pytest
 
-from tests.helpers import Server
+from tests.helpers import Server, wait_until
 
 P = 53
 FAST = ["--worker-timeout", "2", "--cancel-timeout", "2", "--log-level", "info"]
 
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.1)
 
 
 def rows(response: httpx.Response) -> list[dict[str, Any]]:
