@@ -299,7 +299,7 @@ def test_a_second_sigterm_stops_at_once(
     key = push(http, PROJECT, spider="endless", spider_args={"base": site_url})
     wait_for(lambda: proc.job_pid(key), what="a running crawl")
     proc.signal(signal.SIGTERM)
-    time.sleep(0.5)
+    wait_for(lambda: "stopping; no more claims" in proc.text(), what="the drain to begin")
     assert proc.process is not None and proc.process.poll() is None  # draining
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) != 0
