@@ -220,11 +220,16 @@ async def read_body(headers: list[tuple[bytes, bytes]], receive: Receive, max_bo
     """The request body, within `max_body` bytes, each part within `body_timeout` seconds
     (a body that stalls: 408, `errors.RequestTimeout`; one that goes away: `ClientGone`).
     One timer for a body that comes in one part (most do), re-armed for each further
-    part: `asyncio.timeout` costs a dozen Python calls more a request."""
+    part: `asyncio.timeout` costs a dozen Python calls more a request. A body whose
+    Content-Length is in is whole: granian sends an empty last part after it, a second
+    wake-up of the loop that is not waited for."""
+    declared = -1
     for key, value in headers:
         if key == b"content-length":
-            if value.isdigit() and int(value) > max_body:
-                raise errors.PayloadTooLarge(f"request body over {max_body} bytes")
+            if value.isdigit():
+                declared = int(value)
+                if declared > max_body:
+                    raise errors.PayloadTooLarge(f"request body over {max_body} bytes")
             break
     chunks = []
     size = 0
@@ -241,7 +246,7 @@ async def read_body(headers: list[tuple[bytes, bytes]], receive: Receive, max_bo
             if size > max_body:
                 raise errors.PayloadTooLarge(f"request body over {max_body} bytes")
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if size == declared or not message.get("more_body", False):
                 break
             timer.cancel()
             timer = loop.call_at(loop.time() + body_timeout, stall)
