@@ -23,6 +23,7 @@ writes through `Tx.overlay`.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,28 @@ async def spider_id(tx: Tx, name: str, create: bool) -> int | None:
 
 
 async def push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
+    return (await push_many(tx, [(new_jobs, actor)]))[0]
+
+
+async def push_many(
+    tx: Tx, requests: Sequence[tuple[Sequence[NewJob], str]]
+) -> list[list[Pushed]]:
+    """The pushes of a batch as one: the lines of consecutive requests by one actor are
+    planned, numbered and inserted together (a few statements, not a few per request),
+    in order, so each gets the answers, numbers and positions it would get pushed after
+    the one before it (a `unique` of an earlier request is an active job then)."""
+    answers: list[list[Pushed]] = []
+    for actor, group in itertools.groupby(requests, key=lambda r: r[1]):
+        lines = list(group)
+        pushed = await _push(tx, [job for new_jobs, _ in lines for job in new_jobs], actor)
+        start = 0
+        for new_jobs, _ in lines:
+            answers.append(pushed[start:start + len(new_jobs)])
+            start += len(new_jobs)
+    return answers
+
+
+async def _push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
     project = tx.project
     ids = await spider_ids(tx, [job.spider for job in new_jobs], create=True)
     uniques = list(dict.fromkeys(j.unique for j in new_jobs if j.unique is not None))

@@ -191,8 +191,9 @@ class _Replay(Exception):
 
 
 class _Split(Exception):
-    """A late-locking batch failed in its final round trip, where the failure cannot be
-    told to one operation: it was rolled back; run its operations one by one."""
+    """A batch failed where the failure cannot be told to one operation (a late-locking
+    batch's final round trip, pushes run together): it was rolled back; run its
+    operations one by one."""
 
 
 @dataclass(slots=True)
@@ -496,16 +497,27 @@ class PostgresStorage(Storage):
 
     @staticmethod
     async def _run_ops(conn: AsyncConnection[Any], tx_: tx.Tx, ops: list[Op]) -> list[Any]:
-        results = []
-        for op in ops:
+        results: list[Any] = []
+        i = 0
+        while i < len(ops):
+            op, end = ops[i], i + 1
+            while op.many is not None and end < len(ops) and ops[end].many is op.many:
+                end += 1
             try:
-                results.append(await op.fn(tx_))
+                if end - i > 1:
+                    assert op.many is not None
+                    results += await op.many(tx_, [o.args for o in ops[i:end]])
+                else:
+                    results.append(await op.fn(tx_))
             except _REPLAYED:
                 raise
             except Exception as exc:
                 if _is_broken(conn, exc):
                     raise
+                if end - i > 1:  # whose fault is it? each of them runs alone
+                    raise _Split(str(exc)) from exc
                 raise _OpFailed(op, translate(exc)) from exc
+            i = end
         return results
 
     async def _transaction_late(
@@ -629,9 +641,10 @@ class PostgresStorage(Storage):
     # -- jobs: writes ------------------------------------------------------------------
 
     async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
-        return await self._write(
-            project, functools.partial(tx.push, new_jobs=jobs, actor=actor)
-        )
+        op = Op(functools.partial(tx.push, new_jobs=jobs, actor=actor), many=tx.push_many,
+                args=(jobs, actor))
+        result: list[Pushed] = await self._writer.submit(project, op)
+        return result
 
     async def start_job(
         self, project: int, request: StartRequest, actor: str
