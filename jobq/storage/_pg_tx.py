@@ -250,6 +250,11 @@ class OneTrip:
     key: tuple[int, int] | None = None
 
 
+class LocksNeeded(Exception):
+    """A claim run alone found that its project has a capped botgroup: it claimed nothing
+    and must run again in a transaction that locks the botgroups first."""
+
+
 def _members(patch: dict[str, Any]) -> str:
     """A patch's stored form as the members of a JSON object (no braces; '' when empty),
     to append to the stored metadata text."""
@@ -263,7 +268,8 @@ def _stored_tags(patch: dict[str, Any]) -> str | None:
 
 @functools.cache
 def _claim_one_sql() -> str:
-    return Q.claim_one.replace("/* claim_job */", Q.claim_job)
+    return Q.claim_one.replace("/* claim_job */", Q.claim_job).replace(
+        "/* alone */", "AND NOT (SELECT locks_needed FROM capped)")
 
 
 def claim_one(project: int, request: StartRequest, now_ms: int, actor: str) -> OneTrip:
@@ -275,13 +281,15 @@ def claim_one(project: int, request: StartRequest, now_ms: int, actor: str) -> O
         if row is None:
             return None
         sid, job_no, raw, pending, running, spider = row
+        if sid is None:
+            raise LocksNeeded
         entered = {State.PENDING: int(pending), State.RUNNING: int(running)}
         return (JobKey(project, int(sid), int(job_no)),
                 jobs.full_meta(orjson.loads(raw), project, spider, State.RUNNING, entered))
 
     return OneTrip(_claim_one_sql(), {
         # no exclusions (NULL arrays: cheaper to send than empty ones)
-        "botgroup": request.botgroup, "running": 0, "ex_s": None, "ex_j": None,
+        "botgroup": request.botgroup, "running": 0, "ex_s": None, "ex_j": None, "alone": False,
         "patch": _members(patch), "tags_changed": tags_changed,
         "tags": _stored_tags(patch) if tags_changed else None,
     }, answer)

@@ -1,6 +1,9 @@
 """PostgreSQL: what the writes of a batch do together (issue 9). Pushes that wait for the
 same transaction are numbered and inserted together, each answered as if pushed after
-the one before it; a push the database refuses fails alone."""
+the one before it; a push the database refuses fails alone. A claim with no other
+operation in its batch is one statement in its own transaction, and falls back to
+locking the botgroups first when its project has a capped one, so that `max_running`
+holds across nodes."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from psycopg import pq
 
 from jobq import errors
 from jobq.domain.jobs import JobKey, State
-from jobq.domain.records import ListQuery, NewJob
+from jobq.domain.records import JobUpdate, ListQuery, NewJob, StartRequest
 from jobq.storage.postgres import PostgresStorage
 from tests.storage.test_pg_round_trips import round_trips
 
@@ -75,3 +78,25 @@ async def test_a_push_the_database_refuses_fails_alone(pg_url: str) -> None:
         assert await storage.state_counts(P) == {State.PENDING: 8}
     finally:
         await storage.close()
+
+
+async def test_claims_alone_on_two_nodes_keep_max_running(pg_url: str) -> None:
+    nodes = [PostgresStorage(pg_url, pool_size=2) for _ in range(2)]
+    for node in nodes:
+        await node.open()
+    try:
+        await nodes[0].push(P, [job() for _ in range(60)], "t")
+        await nodes[0].update_settings(P, {"botgroups": ["g"]})
+        await nodes[0].set_max_running("g", 1)
+        for _ in range(25):
+            # one claim a node at once: each is its batch's only operation
+            claimed = await asyncio.gather(
+                *[node.start_job(P, StartRequest({}, "g"), "w") for node in nodes])
+            won = [c for c in claimed if c is not None]
+            assert len(won) == 1, claimed
+            await nodes[1].update(P, [JobUpdate(won[0][0], State.FINISHED, {})], "w")
+        assert await nodes[0].state_counts(P) == {
+            State.PENDING: 35, State.RUNNING: 0, State.FINISHED: 25}
+    finally:
+        for node in nodes:
+            await node.close()
