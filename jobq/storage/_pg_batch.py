@@ -6,7 +6,8 @@ flight per process, at most `max_concurrent` batches in all (different projects 
 parallel, on different pooled connections). When a write arrives and its project's lane
 is idle it starts at once, alone; writes that arrive while a batch of their project is
 in flight wait for it and then go together in the next batch, up to `max_batch`. So there
-is no timer: batches grow exactly as fast as the database is busy.
+is no timer: batches grow exactly as fast as the database is busy. Consecutive ops that
+can run as one (`Op.many`: pushes) do, so a batch costs a few statements, not a few each.
 
 How one batch runs is the storage's business (`run_batch`, in `postgres.py`); this
 module only schedules. An operation's caller is answered by `run_batch` through
@@ -48,6 +49,10 @@ class Op:
     #: a one-trip op (`_pg_tx.OneTrip`, then `fn` is unused): a batch of them is sent in
     #: one round trip with BEGIN and COMMIT; a batch holds only ops of one kind
     one: Any = None
+    #: runs consecutive ops with the same `many` together: `many(tx, [op.args, ...])`
+    #: answers each of them, in order (pushes: `_pg_tx.push_many`); `fn` runs one alone
+    many: Callable[[Any, list[Any]], Awaitable[list[Any]]] | None = None
+    args: Any = None
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop()
                                         .create_future())
 

@@ -23,6 +23,7 @@ writes through `Tx.overlay`.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,28 @@ async def spider_id(tx: Tx, name: str, create: bool) -> int | None:
 
 
 async def push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
+    return (await push_many(tx, [(new_jobs, actor)]))[0]
+
+
+async def push_many(
+    tx: Tx, requests: Sequence[tuple[Sequence[NewJob], str]]
+) -> list[list[Pushed]]:
+    """The pushes of a batch as one: the lines of consecutive requests by one actor are
+    planned, numbered and inserted together (a few statements, not a few per request),
+    in order, so each gets the answers, numbers and positions it would get pushed after
+    the one before it (a `unique` of an earlier request is an active job then)."""
+    answers: list[list[Pushed]] = []
+    for actor, group in itertools.groupby(requests, key=lambda r: r[1]):
+        lines = list(group)
+        pushed = await _push(tx, [job for new_jobs, _ in lines for job in new_jobs], actor)
+        start = 0
+        for new_jobs, _ in lines:
+            answers.append(pushed[start:start + len(new_jobs)])
+            start += len(new_jobs)
+    return answers
+
+
+async def _push(tx: Tx, new_jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
     project = tx.project
     ids = await spider_ids(tx, [job.spider for job in new_jobs], create=True)
     uniques = list(dict.fromkeys(j.unique for j in new_jobs if j.unique is not None))
@@ -227,6 +250,11 @@ class OneTrip:
     key: tuple[int, int] | None = None
 
 
+class LocksNeeded(Exception):
+    """A claim run alone found that its project has a capped botgroup: it claimed nothing
+    and must run again in a transaction that locks the botgroups first."""
+
+
 def _members(patch: dict[str, Any]) -> str:
     """A patch's stored form as the members of a JSON object (no braces; '' when empty),
     to append to the stored metadata text."""
@@ -240,7 +268,8 @@ def _stored_tags(patch: dict[str, Any]) -> str | None:
 
 @functools.cache
 def _claim_one_sql() -> str:
-    return Q.claim_one.replace("/* claim_job */", Q.claim_job)
+    return Q.claim_one.replace("/* claim_job */", Q.claim_job).replace(
+        "/* alone */", "AND NOT (SELECT locks_needed FROM capped)")
 
 
 def claim_one(project: int, request: StartRequest, now_ms: int, actor: str) -> OneTrip:
@@ -252,13 +281,15 @@ def claim_one(project: int, request: StartRequest, now_ms: int, actor: str) -> O
         if row is None:
             return None
         sid, job_no, raw, pending, running, spider = row
+        if sid is None:
+            raise LocksNeeded
         entered = {State.PENDING: int(pending), State.RUNNING: int(running)}
         return (JobKey(project, int(sid), int(job_no)),
                 jobs.full_meta(orjson.loads(raw), project, spider, State.RUNNING, entered))
 
     return OneTrip(_claim_one_sql(), {
         # no exclusions (NULL arrays: cheaper to send than empty ones)
-        "botgroup": request.botgroup, "running": 0, "ex_s": None, "ex_j": None,
+        "botgroup": request.botgroup, "running": 0, "ex_s": None, "ex_j": None, "alone": False,
         "patch": _members(patch), "tags_changed": tags_changed,
         "tags": _stored_tags(patch) if tags_changed else None,
     }, answer)

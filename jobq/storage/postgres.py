@@ -85,6 +85,14 @@ nothing (its statement returns the state it found): it answers Conflict alone, a
 others of the batch commit. Leased claims and updates of several lines, of a spider or
 without a state stay late-locking batches.
 
+A one-trip operation alone in its batch (the usual case with several nodes: each node's
+batches are small) is its statement alone, in autocommit: no BEGIN, COMMIT or pipeline,
+so the project row is held from the move to the commit, never while the server waits
+for this process to send COMMIT. `update_one` locks its job first (`FOR UPDATE` in the
+CTE every other one reads), so the lock order holds. A claim needs its project's capped
+botgroups locked by an earlier statement (the count of running jobs must be read after
+the locks), so alone it claims only when there is none, and otherwise runs as a batch.
+
 ## startjob
 
 Under the locks of the project's capped botgroups (taken `FOR UPDATE` sorted by name,
@@ -191,8 +199,9 @@ class _Replay(Exception):
 
 
 class _Split(Exception):
-    """A late-locking batch failed in its final round trip, where the failure cannot be
-    told to one operation: it was rolled back; run its operations one by one."""
+    """A batch failed where the failure cannot be told to one operation (a late-locking
+    batch's final round trip, pushes run together): it was rolled back; run its
+    operations one by one."""
 
 
 @dataclass(slots=True)
@@ -496,16 +505,27 @@ class PostgresStorage(Storage):
 
     @staticmethod
     async def _run_ops(conn: AsyncConnection[Any], tx_: tx.Tx, ops: list[Op]) -> list[Any]:
-        results = []
-        for op in ops:
+        results: list[Any] = []
+        i = 0
+        while i < len(ops):
+            op, end = ops[i], i + 1
+            while op.many is not None and end < len(ops) and ops[end].many is op.many:
+                end += 1
             try:
-                results.append(await op.fn(tx_))
+                if end - i > 1:
+                    assert op.many is not None
+                    results += await op.many(tx_, [o.args for o in ops[i:end]])
+                else:
+                    results.append(await op.fn(tx_))
             except _REPLAYED:
                 raise
             except Exception as exc:
                 if _is_broken(conn, exc):
                     raise
+                if end - i > 1:  # whose fault is it? each of them runs alone
+                    raise _Split(str(exc)) from exc
                 raise _OpFailed(op, translate(exc)) from exc
+            i = end
         return results
 
     async def _transaction_late(
@@ -558,8 +578,12 @@ class PostgresStorage(Storage):
     ) -> tuple[list[Any], dict[str, int]]:
         """A one-trip batch (see the module docstring): BEGIN, the locks, each operation's
         statement and COMMIT, in one round trip."""
-        keys = sorted({key for op in ops for key in op.keys})
         floor = jobs.position_floor(self._now_ms())
+        if len(ops) == 1:
+            alone = await self._statement_alone(project, ops[0], floor, conn)
+            if alone is not None:
+                return alone, {}
+        keys = sorted({key for op in ops for key in op.keys})
         try:
             async with conn.pipeline():
                 await conn.execute("BEGIN")
@@ -583,6 +607,27 @@ class PostgresStorage(Storage):
             except errors.JobqError as exc:  # refused by a rule: it wrote nothing
                 results.append(_Refused(exc))
         return results, {}
+
+    async def _statement_alone(
+        self, project: int, op: Op, floor: int, conn: AsyncConnection[Any]
+    ) -> list[Any] | None:
+        """A one-trip operation with no other in its batch: its statement alone, in
+        autocommit (its own transaction: no BEGIN, no COMMIT, no pipeline), so the project
+        row is held from the statement's move to its commit, never while the server waits
+        for this process. None: a claim whose project has a capped botgroup (it must lock
+        the botgroups first, in a transaction)."""
+        try:
+            cursor = await conn.execute(
+                op.one.sql, {**op.one.params, "project": project, "floor": floor, "alone": True})
+            row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            await self._batch_failed(conn, exc, [op])
+        try:
+            return [op.one.answer(row)]
+        except tx.LocksNeeded:
+            return None
+        except errors.JobqError as exc:  # refused by a rule: it wrote nothing
+            return [_Refused(exc)]
 
     @classmethod
     async def _abort(cls, conn: AsyncConnection[Any], exc: BaseException) -> None:
@@ -629,9 +674,10 @@ class PostgresStorage(Storage):
     # -- jobs: writes ------------------------------------------------------------------
 
     async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
-        return await self._write(
-            project, functools.partial(tx.push, new_jobs=jobs, actor=actor)
-        )
+        op = Op(functools.partial(tx.push, new_jobs=jobs, actor=actor), many=tx.push_many,
+                args=(jobs, actor))
+        result: list[Pushed] = await self._writer.submit(project, op)
+        return result
 
     async def start_job(
         self, project: int, request: StartRequest, actor: str

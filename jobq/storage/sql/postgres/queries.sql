@@ -92,11 +92,11 @@ SELECT %(project)s, * FROM unnest(
 -- Empty when the project is not in the asked botgroup or a botgroup of it is full.
 -- The batch's own writes are sent only at its end (late locking), so the jobs it has
 -- already moved are excluded here (%(ex_s)s/%(ex_j)s) and its net change of running jobs
--- (%(running)s) is added to the botgroups' counts.
+-- (%(running)s) is added to the botgroups' counts. claim_one adds a condition at /* alone */.
 SELECT j.spider_id, j.job_no, j.meta, j.pending_position,
     (SELECT name FROM spiders s WHERE s.project_id = j.project_id AND s.spider_id = j.spider_id)
 FROM jobs j
-WHERE j.project_id = %(project)s AND j.state = 0
+WHERE j.project_id = %(project)s AND j.state = 0 /* alone */
   AND (%(botgroup)s::text IS NULL OR EXISTS (
         SELECT 1 FROM project_botgroups
         WHERE project_id = %(project)s AND botgroup = %(botgroup)s::text))
@@ -166,7 +166,16 @@ WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s;
 -- its row lock only when a job was found, and the move to running. The metadata gets the
 -- claim's patch appended (%(patch)s: the members of a JSON object, without braces; see
 -- jobq.domain.changes). Returns the job (its spider's name last) or nothing.
-WITH pick AS (/* claim_job */),
+-- With %(alone)s it is a transaction of its own (autocommit; no lock_botgroups before it):
+-- it claims only if the project has no capped botgroup, and answers a row of NULLs if it
+-- has one (the caller then claims again after lock_botgroups, in a transaction: the count
+-- of running jobs must be read after those locks, by a later statement).
+WITH capped AS (
+    SELECT %(alone)s::boolean AND EXISTS (
+        SELECT 1 FROM project_botgroups pb JOIN botgroups b ON b.botgroup = pb.botgroup
+        WHERE pb.project_id = %(project)s AND b.max_running IS NOT NULL) AS locks_needed
+),
+pick AS (/* claim_job */),
 pos AS (
     UPDATE projects p SET last_position = GREATEST(%(floor)s::bigint, p.last_position + 1)
     FROM pick
@@ -186,7 +195,9 @@ moved AS (
 )
 SELECT m.spider_id, m.job_no, m.meta, m.pending_position, m.running_position,
     (SELECT name FROM spiders s WHERE s.project_id = %(project)s AND s.spider_id = m.spider_id)
-FROM moved m;
+FROM moved m
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL FROM capped WHERE locks_needed;
 
 -- name: update_one
 -- An update line naming one job with a state, in one statement: the job moves to
@@ -195,11 +206,14 @@ FROM moved m;
 -- then, %(same)s when it stays (members of a JSON object, without braces, maybe empty).
 -- Returns the job's state before (nothing for no such job); the caller refuses a state
 -- outside %(sources)s, for which nothing was written. Like every update, it creates the
--- project's row if there is none (no job, no row).
+-- project's row if there is none (no job, no row). `cur` locks the job first (every other
+-- CTE reads it before it writes), so alone, in autocommit, it keeps the lock order of
+-- every transaction: job row, then project row.
 WITH cur AS (
     SELECT state FROM jobs
     WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
       AND state <> 4
+    FOR UPDATE
 ),
 ensured AS (
     INSERT INTO projects (project_id, last_position)
