@@ -108,6 +108,29 @@ async def test_list_is_newest_first_by_position_also_within_a_millisecond(
     assert positions == sorted(positions, reverse=True) and len(set(positions)) == 50
 
 
+async def test_a_large_push_stores_every_line_as_its_own_job(storage: Storage) -> None:
+    """1,300 lines of two spiders, mixed states and tags (SQLite writes them in chunks of
+    rows): each job holds its own line's fields, numbered and positioned in line order."""
+    lines = [new("a" if i % 3 else "b", state=State.FINISHED if i % 5 == 0 else State.PENDING,
+                 tags=[f"t{i % 7}"] if i % 2 else None, line=i) for i in range(1300)]
+    created = await push(storage, *lines)
+    assert len(created) == 1300
+    numbers: dict[int, int] = {}
+    for key in created:
+        numbers[key.spider] = numbers.get(key.spider, 0) + 1
+        assert key.job == numbers[key.spider]
+    listed = await storage.list_jobs(P, ListQuery(states=(State.PENDING, State.FINISHED),
+                                                  count=None, with_meta=True))
+    assert [r.key for r in listed] == created[::-1]
+    for record, line in zip(listed[::-1], lines, strict=True):
+        assert record.meta is not None and record.meta["line"] == line.meta["line"]
+        assert record.spider == line.spider and record.state is line.state
+        assert record.tags == line.tags
+    assert await storage.state_counts(P) == {State.PENDING: 1040, State.FINISHED: 260}
+    assert await storage.count_jobs(P, ListQuery(states=(State.PENDING,), has_tags=("t3",))) == (
+        sum(1 for i in range(1300) if i % 2 and i % 7 == 3 and i % 5))
+
+
 async def test_stop_returns_exactly_the_jobs_after_the_cursor(storage: Storage) -> None:
     first = await push(storage, *[new(state=State.FINISHED) for _ in range(5)])
     cursor = first[-1]
