@@ -116,36 +116,52 @@ NEW_ROW_COLUMNS = ("spider_id", "job_no", "state", "position", "pending_position
                    "unique_key", "tags", "meta", "counters")
 
 
+def new_columns(job: NewJob, actor: str) -> tuple[str | None, str, str | None]:
+    """The tags, metadata and counters columns of a new job (`NEW_ROW_COLUMNS`' last three).
+    They need neither its position nor its key: the fields `jobs.stamp_new` takes them
+    for (project, times) are the derived ones that `jobs.stored_form` leaves out, so a
+    backend may compute these before it takes its write lock (SQLite: before the writer
+    thread)."""
+    meta = jobs.stamp_new(job.meta, 0, job.spider, job.state, 0, actor)
+    return (encode(job.tags) if job.tags else None, encode(jobs.stored_form(meta)),
+            stored_counters(meta))
+
+
 def new_rows(
     project: int, new_jobs: Sequence[NewJob], plan: PushPlan, spider_ids: Mapping[str, int],
     last_no: Mapping[int, int], take: Take, actor: str,
+    columns: Sequence[tuple[str | None, str, str | None]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], list[Pushed]]:
     """The rows a push inserts (`NEW_ROW_COLUMNS`) and the answer of each line, given the
-    last job number each spider had reserved for this push (`plan.per_spider` numbers)."""
+    last job number each spider had reserved for this push (`plan.per_spider` numbers);
+    `columns`: each line's `new_columns`, when computed before."""
+    if columns is None:
+        columns = [new_columns(job, actor) if dup is None else (None, "", None)
+                   for job, dup in zip(new_jobs, plan.refused, strict=True)]
     next_no = {sid: last_no[sid] - n + 1 for sid, n in plan.per_spider.items()}
     rows: list[tuple[Any, ...]] = []
+    answers: list[Pushed] = []
     keys: list[JobKey | None] = []
-    for job, dup in zip(new_jobs, plan.refused, strict=True):
+    for job, dup, static in zip(new_jobs, plan.refused, columns, strict=True):
         if dup is not None:
             keys.append(None)
+            answers.append(Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int)
+                                  else dup))
             continue
         sid = spider_ids[job.spider]
         job_no = next_no[sid]
         next_no[sid] = job_no + 1
-        keys.append(JobKey(project, sid, job_no))
+        key = JobKey(project, sid, job_no)
+        keys.append(key)
+        answers.append(Pushed(key))
         position = take()
-        meta = jobs.stamp_new(job.meta, project, job.spider, job.state, jobs.ts_of(position),
-                              actor)
-        entered: list[int | None] = [None, None, None, None]
-        entered[job.state] = position
-        rows.append((sid, job_no, int(job.state), position, *entered, job.priority,
-                     job.unique, encode(job.tags) if job.tags else None,
-                     encode(jobs.stored_form(meta)), stored_counters(meta)))
-    answers = [
-        Pushed(key) if key is not None
-        else Pushed(None, duplicate_of=keys[dup] if isinstance(dup, int) else dup)
-        for key, dup in zip(keys, plan.refused, strict=True)
-    ]
+        state = job.state
+        rows.append((sid, job_no, int(state), position,
+                     position if state is State.PENDING else None,
+                     position if state is State.RUNNING else None,
+                     position if state is State.FINISHED else None,
+                     position if state is State.DELETED else None,
+                     job.priority, job.unique, *static))
     return rows, answers
 
 

@@ -124,8 +124,10 @@ def _insert_jobs(conn: sqlite3.Connection, project: int, rows: Sequence[tuple[An
 
 
 def push(
-    conn: sqlite3.Connection, project: int, new_jobs: Sequence[NewJob], actor: str, now_ms: int
+    conn: sqlite3.Connection, project: int, new_jobs: Sequence[NewJob], actor: str, now_ms: int,
+    columns: Sequence[tuple[str | None, str, str | None]] | None = None,
 ) -> list[Pushed]:
+    """`columns`: each line's `changes.new_columns`, when computed before."""
     spider_ids: dict[str, int] = {}
     for job in new_jobs:
         if job.spider not in spider_ids:
@@ -141,7 +143,7 @@ def push(
         ).fetchone()
     positions = Positions(conn, project, now_ms)
     rows, answers = changes.new_rows(project, new_jobs, plan, spider_ids, last_no,
-                                     positions.take, actor)
+                                     positions.take, actor, columns)
     _insert_jobs(conn, project, rows)
     # inserts bypass the count triggers: one upsert per (spider, state) instead of per job
     counts = Counter((row[0], row[2]) for row in rows)
@@ -157,25 +159,34 @@ def push(
 @dataclass(frozen=True, slots=True)
 class PushOp:
     """A push, as the group-commit writer takes it: concurrent pushes to one project by one
-    actor merge into one `push` call (one insert, one position and count update)."""
+    actor merge into one `push` call (one insert, one position and count update). Made
+    by `prepare` on the caller's thread, which encodes each line's metadata there: the
+    writer, which every write waits for, only numbers and inserts them."""
 
     project: int
     new_jobs: Sequence[NewJob]
     actor: str
     now_ms: int
+    columns: Sequence[tuple[str | None, str, str | None]]
+
+    @classmethod
+    def prepare(cls, project: int, new_jobs: Sequence[NewJob], actor: str,
+                now_ms: int) -> PushOp:
+        return cls(project, new_jobs, actor, now_ms,
+                   [changes.new_columns(job, actor) for job in new_jobs])
 
     @property
     def merge_key(self) -> tuple[str, int, str]:
         return ("push", self.project, self.actor)
 
     def __call__(self, conn: sqlite3.Connection) -> list[Pushed]:
-        return push(conn, self.project, self.new_jobs, self.actor, self.now_ms)
+        return push(conn, self.project, self.new_jobs, self.actor, self.now_ms, self.columns)
 
     @staticmethod
     def run_many(conn: sqlite3.Connection, ops: Sequence[PushOp]) -> list[list[Pushed]]:
         first = ops[0]
         merged = push(conn, first.project, [j for op in ops for j in op.new_jobs], first.actor,
-                      max(op.now_ms for op in ops))
+                      max(op.now_ms for op in ops), [c for op in ops for c in op.columns])
         results, start = [], 0
         for op in ops:
             results.append(merged[start:start + len(op.new_jobs)])

@@ -262,7 +262,7 @@ class SqliteStorage(Storage):
     # -- jobs: writes ------------------------------------------------------------------
 
     async def push(self, project: int, jobs: Sequence[NewJob], actor: str) -> list[Pushed]:
-        return await self._write(tx.PushOp(project, jobs, actor, self._now_ms()))
+        return await self._write(tx.PushOp.prepare(project, jobs, actor, self._now_ms()))
 
     async def start_job(
         self, project: int, request: StartRequest, actor: str

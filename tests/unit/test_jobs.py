@@ -11,7 +11,7 @@ from jobq import errors
 from jobq.core.queue import render_row
 from jobq.domain import changes, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
-from jobq.domain.records import JobRecord
+from jobq.domain.records import JobRecord, NewJob
 
 P, R, F, D = State.PENDING, State.RUNNING, State.FINISHED, State.DELETED
 
@@ -81,6 +81,18 @@ def test_new_job_metadata_keeps_client_fields_but_not_server_ones() -> None:
     # pushed as running: the actor is `started_by` only (no `scheduled_by`), as hosted
     assert meta == {"x": 1, "project": 53, "spider": "s",
                     "state": "running", "running_time": 1000, "started_by": "alice"}
+
+
+@pytest.mark.parametrize("state", [P, R, F, D])
+def test_new_columns_are_those_of_the_stamped_metadata(state: State) -> None:
+    """`changes.new_columns` is computed before a job has a position or a project's lock:
+    its columns must be those of the metadata stamped with the real ones."""
+    meta = {"a": 1, "scheduled_by": "client", "project": 9, "pending_time": 5,
+            "scrapystats": {"item_scraped_count": 3}, "tags": ["x"], "z": [None]}
+    job = NewJob("s1", state, 2, None, ["x"], meta)
+    stamped = jobs.stamp_new(meta, 53, "s1", state, 1_796_000_000_000, "alice")
+    assert changes.new_columns(job, "alice") == (
+        '["x"]', changes.encode(jobs.stored_form(stamped)), changes.stored_counters(stamped))
 
 
 def test_stored_and_full_metadata_round_trip() -> None:
