@@ -97,7 +97,8 @@ def _active_with_unique(
     return found
 
 
-#: most rows one INSERT writes (7,168 parameters: SQLite allows 32,766 since 3.32)
+#: most rows one INSERT writes (6,657 parameters: SQLite allows 32,766 since 3.32, and
+#: fewer where its build says so, see `_insert_jobs`)
 _MAX_ROWS = 512
 
 
@@ -116,9 +117,12 @@ def _insert_jobs(conn: sqlite3.Connection, project: int, rows: Sequence[tuple[An
     takes it back around every statement it steps, so N single-row steps wait N times for
     a busy event loop, and bind and step each row from Python. Chunks of a power of two
     rows keep the statements few and cached (at most 10 distinct ones)."""
+    most = (conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1) // len(
+        changes.NEW_ROW_COLUMNS)
+    most = min(_MAX_ROWS, 1 << most.bit_length() - 1)
     start = 0
     while start < len(rows):
-        n = min(_MAX_ROWS, 1 << (len(rows) - start).bit_length() - 1)
+        n = min(most, 1 << (len(rows) - start).bit_length() - 1)
         conn.execute(_insert_sql(n), [project, *chain.from_iterable(rows[start:start + n])])
         start += n
 
