@@ -131,6 +131,17 @@ async def test_a_large_push_stores_every_line_as_its_own_job(storage: Storage) -
         sum(1 for i in range(1300) if i % 2 and i % 7 == 3 and i % 5))
 
 
+async def test_one_named_job_is_listed_and_counted_by_its_key(storage: Storage) -> None:
+    """One key (SQLite looks it up by its columns rather than a list of pairs), also when
+    its spider and job numbers differ."""
+    await push(storage, new("a"), new("b"), new("a"), new("b"), new("a"))
+    for key in (JobKey(P, 1, 2), JobKey(P, 2, 1), JobKey(P, 1, 3)):
+        assert await keys(storage, states=(State.PENDING,), keys=(key,)) == [str(key)]
+        query = ListQuery(states=(State.PENDING,), keys=(key,), count=None)
+        assert await storage.count_jobs(P, query) == 1
+    assert await keys(storage, states=(State.PENDING,), keys=(JobKey(P, 2, 3),)) == []
+
+
 async def test_stop_returns_exactly_the_jobs_after_the_cursor(storage: Storage) -> None:
     first = await push(storage, *[new(state=State.FINISHED) for _ in range(5)])
     cursor = first[-1]
