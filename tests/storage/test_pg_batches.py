@@ -11,13 +11,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from psycopg import pq
 
 from jobq import errors
 from jobq.domain.jobs import JobKey, State
 from jobq.domain.records import JobUpdate, ListQuery, NewJob, StartRequest
 from jobq.storage.postgres import PostgresStorage
-from tests.storage.test_pg_round_trips import round_trips
+from tests.storage.test_pg_round_trips import round_trips, traced
 
 pytestmark = pytest.mark.anyio
 
@@ -36,16 +35,10 @@ async def test_pushes_of_one_batch_are_numbered_and_inserted_together(
     try:
         first = await storage.push(P, [job()], "t")  # the spider exists and is known
         trace = tmp_path / "trace"
-        with open(trace, "w") as out:
-            assert storage._pool is not None
-            async with storage._pool.connection() as conn:
-                conn.pgconn.trace(out.fileno())
-                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        async with traced(storage, trace):
             # the first push starts a batch alone; the other 20 wait for it, then go together
             pushed = await asyncio.gather(*[
                 storage.push(P, [job("u" if i in (5, 9) else None)], "t") for i in range(21)])
-            async with storage._pool.connection() as conn:
-                conn.pgconn.untrace()
         # two batches of a few round trips each (one by one: 2 a push)
         assert round_trips(trace) <= 10
         assert first[0].key == JobKey(P, 1, 1)

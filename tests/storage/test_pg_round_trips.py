@@ -5,6 +5,8 @@ of the storage's only pooled connection (see `round_trips`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -29,17 +31,26 @@ def round_trips(trace: Path) -> int:
                if message == "Sync" or (message == "Flush" and (i == 0 or sent[i - 1] != "Sync")))
 
 
+@asynccontextmanager
+async def traced(storage: PostgresStorage, trace: Path) -> AsyncIterator[None]:
+    """Inside, what the storage's only pooled connection sends is written to `trace`."""
+    with open(trace, "w") as out:
+        assert storage._pool is not None
+        async with storage._pool.connection() as conn:
+            conn.pgconn.trace(out.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        yield
+        async with storage._pool.connection() as conn:
+            conn.pgconn.untrace()
+
+
 async def test_startjob_and_finish_take_one_round_trip_each(pg_url: str, tmp_path: Path) -> None:
     storage = PostgresStorage(pg_url, pool_size=1)
     await storage.open()
     try:
         await storage.push(P, [NewJob("s", State.PENDING, 2, None, None, {})] * 3, "t")
         trace = tmp_path / "trace"
-        with open(trace, "w") as out:
-            assert storage._pool is not None
-            async with storage._pool.connection() as conn:
-                conn.pgconn.trace(out.fileno())
-                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        async with traced(storage, trace):
             counts = []
             for _ in range(3):
                 before = round_trips(trace)
@@ -49,8 +60,6 @@ async def test_startjob_and_finish_take_one_round_trip_each(pg_url: str, tmp_pat
                 done = await storage.update(P, [JobUpdate(claimed[0], State.FINISHED, {})], "w")
                 assert [u.prevstate for u in done] == [State.RUNNING]
                 counts.append((started - before, round_trips(trace) - started))
-            async with storage._pool.connection() as conn:
-                conn.pgconn.untrace()
         assert counts == [(1, 1)] * 3
         assert await storage.start_job(P, StartRequest({}), "w") is None
         assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 0,
