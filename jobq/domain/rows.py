@@ -4,7 +4,7 @@ A row is a JSON object whose members come in the order of `LIST_ROW` (a plain ro
 `JOBMETA_ROW` (a row with `jobmeta`: the fields asked for instead of spider and times).
 Two renderers read these declarations and nothing else about rows: `jobq.core.queue.
 render_row` builds a row from a `JobRecord` in Python, and storage builds the JSON text of
-plain rows in SQL (`jobq.storage._sql_filters.Dialect.row_sql`, shared by both backends),
+plain rows in SQL (`jobq.storage._sql_filters.RowText`, shared by both backends),
 so that a list of 10,000 jobs costs one query and one write rather than 10,000 Python
 objects (issue 9, item 3). Both give the same bytes (tests/storage/test_same_bytes.py).
 """

@@ -22,6 +22,8 @@ _CASTS = {"project_id": "::bigint", "spider_id": "::bigint", "position": "::bigi
 
 
 class PgDialect(Dialect):
+    percent = "%%"
+
     def param(self, value: Any, column: str = "") -> str:
         self.values.append(value)
         return "%s" + _CASTS[column]

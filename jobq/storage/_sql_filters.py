@@ -62,6 +62,16 @@ class Dialect(abc.ABC):
     def json_string(self, expression: str) -> str:
         """A text value as a JSON string (escaped exactly as orjson does)."""
 
+    #: a `%` in a statement's text (psycopg reads one as the start of a placeholder)
+    percent = "%"
+
+    def text(self, pieces: Sequence[str | TextValue]) -> str:
+        """The SQL expression of the text of `pieces`, joined with `||`."""
+        return "(" + " || ".join(
+            _literal(p.replace("%", self.percent)) if isinstance(p, str)
+            else f"COALESCE({p.sql}, '')" if p.optional else p.sql
+            for p in _merged(pieces)) + ")"
+
     # -- shared ---------------------------------------------------------------------------
 
     def term(self, term: Term) -> str:
@@ -138,26 +148,35 @@ def _member(name: str, first: bool) -> str:
     return ("{" if first else ",") + orjson.dumps(name).decode() + ":"
 
 
-
 @dataclass(frozen=True, slots=True)
-class _Choice:
-    """A text chosen by a column's value (`CASE column WHEN k THEN 'text' ... END`)."""
+class TextValue:
+    """An SQL expression in a row's text."""
 
-    column: str
-    texts: dict[int, str]
+    sql: str
+    #: an integer, never NULL
+    integer: bool = False
+    #: NULL is written as nothing: an optional member is one such expression of its
+    #: whole text, NULL when the member is left out
+    optional: bool = False
 
 
-#: a piece of a row's text: literal text, an SQL expression of text, or a choice
-_Piece = str | tuple[str] | _Choice
+def _merged(pieces: Sequence[str | TextValue]) -> list[str | TextValue]:
+    """Neighbouring literal texts joined, so the database joins once what is left."""
+    out: list[str | TextValue] = []
+    for piece in pieces:
+        if isinstance(piece, str) and out and isinstance(out[-1], str):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return out
 
 
 class RowText:
     """The SQL expression of one row's JSON text, as `rows.LIST_ROW` declares it, for
-    both backends (`||`, `CASE`, `COALESCE` and `>>` are spelled alike; `Dialect.
-    json_string` is not). `project` and `now` are written as numbers into the statement
-    (they are integers): a `UNION ALL` of branches repeats the expression. Neighbouring
-    literal texts are joined before they reach SQL (also into the branches of a choice):
-    the database concatenates once per row what is left."""
+    both backends (`Dialect.text` joins the pieces in the way that is fastest there;
+    `Dialect.json_string` is the other difference). `project` and `now` are written as
+    numbers into the statement (they are integers): a `UNION ALL` of branches repeats
+    the expression."""
 
     def __init__(self, dialect: Dialect, project: int, now: int, shift: int) -> None:
         self.dialect = dialect
@@ -168,65 +187,43 @@ class RowText:
     def sql(self, members: Sequence[rows.Member]) -> str:
         if not members or self._optional(members[0]):
             raise ValueError("a row starts with a member it always has")
-        pieces: list[_Piece] = []
+        pieces: list[str | TextValue] = []
         for i, member in enumerate(members):
             pieces += self._pieces(member, i == 0)
-        pieces.append("}")
-        return "(" + " || ".join(map(self._render, _merged(pieces))) + ")"
+        return self.dialect.text([*pieces, "}"])
 
     @staticmethod
     def _optional(member: rows.Member) -> bool:
         return member.source in (rows.Source.ENTERED, rows.Source.TAGS, rows.Source.COUNTERS)
 
-    @staticmethod
-    def _render(piece: _Piece) -> str:
-        if isinstance(piece, str):
-            return _literal(piece)
-        if isinstance(piece, _Choice):
-            whens = " ".join(f"WHEN {k} THEN {_literal(t)}" for k, t in piece.texts.items())
-            return f"CASE {piece.column} {whens} END"
-        return piece[0]
-
-    def _pieces(self, member: rows.Member, first: bool) -> list[_Piece]:
+    def _pieces(self, member: rows.Member, first: bool) -> list[str | TextValue]:
         source = member.source
         name = _member(member.name, first)
         ts = f"(j.position >> {self.shift})"
         if source is rows.Source.KEY:
-            return [f'{name}"{self.project}/', ("j.spider_id",), "/", ("j.job_no",), '"']
+            return [f'{name}"{self.project}/', TextValue("j.spider_id", integer=True), "/",
+                    TextValue("j.job_no", integer=True), '"']
         if source is rows.Source.TS:
-            return [name, (ts,)]
+            return [name, TextValue(ts, integer=True)]
         if source is rows.Source.STATE:
-            return [_Choice("j.state", {int(state): name + orjson.dumps(state.label).decode()
-                                        for state in rows.ENTERED_STATES})]
+            labels = {int(s): _literal(orjson.dumps(s.label).decode()) for s in rows.ENTERED_STATES}
+            whens = " ".join(f"WHEN {state} THEN {label}" for state, label in labels.items())
+            return [name, TextValue(f"CASE j.state {whens} END")]
         if source is rows.Source.ELAPSED:
-            return [name, (f"({self.now} - {ts})",)]
+            return [name, TextValue(f"({self.now} - {ts})", integer=True)]
         if source is rows.Source.SPIDER:
-            return [name, (self.dialect.json_string("s.name"),)]
+            return [name, TextValue(self.dialect.json_string("s.name"))]
         if source is rows.Source.ENTERED:
             assert member.state is not None
-            column = f"j.{member.state.label}_position"
-            return [(f"COALESCE({_literal(name)} || ({column} >> {self.shift}), '')",)]
+            entered = f"(j.{member.state.label}_position >> {self.shift})"
+            return [TextValue(f"{_literal(name)} || {entered}", optional=True)]
         if source is rows.Source.TAGS:
             # stored as orjson writes them; an empty list is no tags
-            return [(f"COALESCE({_literal(name)} || NULLIF(j.tags, '[]'), '')",)]
+            return [TextValue(f"{_literal(name)} || NULLIF(j.tags, '[]')", optional=True)]
         if source is rows.Source.COUNTERS:
             # the stored object's members, spliced: `{"items":1,...}` less its braces
-            return [(f"CASE WHEN j.state = {int(rows.COUNTED_STATE)}"
-                     " AND length(j.counters) > 2"
-                     " THEN ',' || substr(j.counters, 2, length(j.counters) - 2) ELSE '' END",)]
+            return [TextValue(f"CASE WHEN j.state = {int(rows.COUNTED_STATE)}"
+                              " AND length(j.counters) > 2"
+                              " THEN ',' || substr(j.counters, 2, length(j.counters) - 2) END",
+                              optional=True)]
         raise ValueError(f"{source} is not rendered in SQL")
-
-
-def _merged(pieces: list[_Piece]) -> list[_Piece]:
-    out: list[_Piece] = []
-    for piece in pieces:
-        last = out[-1] if out else None
-        if isinstance(piece, str) and isinstance(last, str):
-            out[-1] = last + piece
-        elif isinstance(piece, str) and isinstance(last, _Choice):
-            out[-1] = _Choice(last.column, {k: t + piece for k, t in last.texts.items()})
-        elif isinstance(piece, _Choice) and isinstance(last, str):
-            out[-1] = _Choice(piece.column, {k: last + t for k, t in piece.texts.items()})
-        else:
-            out.append(piece)
-    return out
