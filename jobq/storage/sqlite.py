@@ -121,6 +121,10 @@ class SqliteStorage(Storage):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA cache_size = -16000")  # KiB: 16 MiB of page cache a connection
+        # a savepoint's journal (each operation of a group commit runs in one) in memory: on
+        # a file it spills past 64 KiB, about the pages of two claims, and each spill
+        # writes and deletes a temporary file (a claim's UPDATE: 28 us instead of 16)
+        conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     def _now_ms(self) -> int:
