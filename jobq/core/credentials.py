@@ -320,6 +320,15 @@ async def check_run(storage: Storage, who: Principal) -> None:
         raise errors.Unauthorized(refusal)
 
 
+def bound_run(who: Principal) -> int | None:
+    """The run a write by `who` must still be its job's when it lands (checked again
+    inside the write's transaction, `leases.run_refusal`): a job token's leased run; None
+    for API keys and for the runs `check_run` lets pass."""
+    if who.claim is None or not who.claim.may_be_taken or who.claim.legacy:
+        return None
+    return who.claim.run
+
+
 class Authenticator:
     """Turns the credentials of a request into a `Principal`, or raises `Unauthorized`."""
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from jobq import errors
-from jobq.core.credentials import Principal, check_run
+from jobq.core.credentials import Principal, bound_run, check_run
 from jobq.domain import project_settings, records_data
 from jobq.domain.clock import SYSTEM, Clock
 from jobq.domain.jobs import JobKey
@@ -88,7 +88,8 @@ class JobData:
             prepared = self._prepare(kind, body, encoding, start)
         await check_run(self.storage, who)  # a lost worker's token writes nothing
         appended = await self.chunks.append(
-            StreamRef(key, kind), start, prepared, who.is_admin, cap, self.clock.now_ms())
+            StreamRef(key, kind), start, prepared, who.is_admin, cap, self.clock.now_ms(),
+            run=bound_run(who))
         placed = appended.placement
         if placed.capped:
             await self.storage.set_job_meta(key, {kind.truncated_field: True})

@@ -332,6 +332,32 @@ def claim_of(meta: dict[str, Any]) -> tuple[int | None, str | None]:
             lease if isinstance(lease, str) and lease else None)
 
 
+def _requeued(key: JobKey) -> str:
+    return (f"job {key} was put back to pending after its worker was declared lost:"
+            " the run this token was issued for is over")
+
+
+def _claimed_again(key: JobKey) -> str:
+    return (f"job {key} was claimed again after its worker was declared lost: this"
+            " token is for an earlier run, and the current run has its own token")
+
+
+def run_refusal(key: JobKey, state: State | None, running_time: int | None,
+                run: int | None) -> str | None:
+    """Inside the transaction of a write by a job token: why it must not land, given the
+    job's `state` and the `running_time` of its current run (`run`: the run the token
+    names; None, a write bound to no run, always lands). `token_refusal` judged the token
+    moments before, but the run may have been taken meanwhile: requeued, or requeued and
+    claimed again. A finished or deleted job is refused by the write's own rules."""
+    if run is None:
+        return None
+    if state is State.PENDING:
+        return _requeued(key)
+    if state is State.RUNNING and running_time != run:
+        return _claimed_again(key)
+    return None
+
+
 def token_refusal(key: JobKey, meta: dict[str, Any] | None, claim: Claim) -> str | None:
     """Why the token of `claim` no longer reaches `key`'s job (`meta`: its metadata now,
     None when it is gone), or None when it does. A lost worker's token must never change
@@ -341,16 +367,14 @@ def token_refusal(key: JobKey, meta: dict[str, Any] | None, claim: Claim) -> str
     if meta is None or state == State.DELETED.label:
         return f"job {key} was deleted: its token no longer works"
     if state == State.PENDING.label:
-        return (f"job {key} was put back to pending after its worker was declared lost:"
-                " the run this token was issued for is over")
+        return _requeued(key)
     run = meta.get("running_time")
     if claim.legacy:  # a token of the old format: its run started no later than it was issued
         other_run = not isinstance(run, int) or run >= claim.issued_ms + 1000
     else:
         other_run = claim.run is not None and run != claim.run
     if other_run or (claim.lease_id is not None and meta.get("lease_id") != claim.lease_id):
-        return (f"job {key} was claimed again after its worker was declared lost: this"
-                " token is for an earlier run, and the current run has its own token")
+        return _claimed_again(key)
     if (state == State.FINISHED.label and meta.get("completed_by") == REAPER
             and meta.get("close_reason") in REAPER_REASONS):
         return (f"job {key} was finished by the server ({meta.get('close_reason')}): its"

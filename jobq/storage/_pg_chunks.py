@@ -16,7 +16,7 @@ import orjson
 from psycopg import AsyncConnection
 
 from jobq.domain import records_data
-from jobq.domain.jobs import BY_NUMBER, JobKey, position_floor
+from jobq.domain.jobs import JobKey, position_floor
 from jobq.domain.records_data import Kind
 from jobq.storage._pg_sql import parse_queries, sql_file
 from jobq.storage.chunks import (
@@ -27,6 +27,7 @@ from jobq.storage.chunks import (
     StoredChunk,
     StreamRef,
     head_from_row,
+    job_state,
 )
 
 T = TypeVar("T")
@@ -66,15 +67,14 @@ class PostgresChunkStore(ChunkStore):
 
     async def append(
         self, stream: StreamRef, start: int | None, prepared: Prepared, admin: bool,
-        cap: int | None, now_ms: int,
+        cap: int | None, now_ms: int, run: int | None = None,
     ) -> Appended:
         params = _stream(stream)
 
         async def write(conn: AsyncConnection[Any]) -> Appended:
             async with conn.transaction():
                 cursor = await conn.execute(_q("job_state_shared"), params)
-                row = await cursor.fetchone()
-                state = BY_NUMBER[row[0]] if row else None
+                state = job_state(stream, await cursor.fetchone(), run)
                 await conn.execute(_q("ensure_head"), params)
                 cursor = await conn.execute(_q("head_for_update"), params)
                 head = await cursor.fetchone()

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import orjson
 
 from jobq.domain import records_data
-from jobq.domain.jobs import BY_NUMBER, JobKey, position_floor
+from jobq.domain.jobs import JobKey, position_floor
 from jobq.domain.records_data import Kind, Stats
 from jobq.storage.chunks import (
     Appended,
@@ -23,6 +23,7 @@ from jobq.storage.chunks import (
     StoredChunk,
     StreamRef,
     head_from_row,
+    job_state,
 )
 
 T = TypeVar("T")
@@ -38,11 +39,12 @@ def _stream_params(stream: StreamRef) -> tuple[int, int, int, int]:
 
 def _append(
     conn: sqlite3.Connection, stream: StreamRef, start: int | None, prepared: Prepared,
-    admin: bool, cap: int | None, now_ms: int,
+    admin: bool, cap: int | None, now_ms: int, run: int | None,
 ) -> Appended:
     params = _stream_params(stream)
-    row = conn.execute(f"SELECT state FROM jobs WHERE {_JOB}", params[:3]).fetchone()
-    state = BY_NUMBER[row[0]] if row else None
+    row = conn.execute(f"SELECT state, running_position FROM jobs WHERE {_JOB}",
+                       params[:3]).fetchone()
+    state = job_state(stream, row, run)
     head = conn.execute(
         f"SELECT next_index, input_bytes, counts FROM job_data_heads WHERE {_STREAM}", params
     ).fetchone()
@@ -130,10 +132,10 @@ class SqliteChunkStore(ChunkStore):
 
     async def append(
         self, stream: StreamRef, start: int | None, prepared: Prepared, admin: bool,
-        cap: int | None, now_ms: int,
+        cap: int | None, now_ms: int, run: int | None = None,
     ) -> Appended:
         appended: Appended = await self._write(
-            lambda conn: _append(conn, stream, start, prepared, admin, cap, now_ms))
+            lambda conn: _append(conn, stream, start, prepared, admin, cap, now_ms, run))
         return appended
 
     async def head(self, stream: StreamRef) -> Head | None:

@@ -23,7 +23,9 @@ from typing import Any
 
 import zstandard
 
-from jobq.domain.jobs import JobKey
+from jobq import errors
+from jobq.domain import leases
+from jobq.domain.jobs import BY_NUMBER, JobKey, State, ts_of
 from jobq.domain.records_data import Batch, Kind, Placement, Stats
 
 #: most records in one chunk
@@ -144,18 +146,31 @@ class StreamRef:
     kind: Kind
 
 
+def job_state(stream: StreamRef, row: Sequence[Any] | None, run: int | None) -> State | None:
+    """The state of a stream's job from its row (state, running position) as read inside
+    an append's transaction; raises Unauthorized when the write is for a run that is no
+    longer the job's (`leases.run_refusal`)."""
+    state = BY_NUMBER[row[0]] if row else None
+    running_time = ts_of(row[1]) if row and row[1] is not None else None
+    refusal = leases.run_refusal(stream.job, state, running_time, run)
+    if refusal is not None:
+        raise errors.Unauthorized(refusal)
+    return state
+
+
 class ChunkStore(abc.ABC):
     """Chunks of records and the heads of their streams."""
 
     @abc.abstractmethod
     async def append(
         self, stream: StreamRef, start: int | None, prepared: Prepared, admin: bool,
-        cap: int | None, now_ms: int,
+        cap: int | None, now_ms: int, run: int | None = None,
     ) -> Appended:
-        """In one durable transaction: check the job (`records_data.place`: running, or
-        any live state for an admin), skip the records already stored at their indexes,
-        cut at `cap`, store the chunks and advance the head. Raises NotFound, Conflict,
-        BadRequest as `place` does; nothing is stored then."""
+        """In one durable transaction: check the job (`job_state`: still the run `run`
+        of a job token, when given; `records_data.place`: running, or any live state for
+        an admin), skip the records already stored at their indexes, cut at `cap`, store
+        the chunks and advance the head. Raises Unauthorized as `job_state` does and
+        NotFound, Conflict, BadRequest as `place` does; nothing is stored then."""
 
     @abc.abstractmethod
     async def head(self, stream: StreamRef) -> Head | None:

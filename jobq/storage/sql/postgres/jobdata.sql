@@ -1,8 +1,9 @@
 -- Named queries of the chunk store (jobq/storage/_pg_chunks.py): what jobs produce.
 
 -- name: job_state_shared
--- FOR SHARE: a finish waits for this write's commit, so the state read holds until then
-SELECT state FROM jobs
+-- FOR SHARE: a finish or a requeue waits for this write's commit, so the state read
+-- holds until then
+SELECT state, running_position FROM jobs
 WHERE project_id = %(project)s AND spider_id = %(spider)s AND job_no = %(job)s
 FOR SHARE;
 
