@@ -139,7 +139,11 @@ def start_jobq(
 ) -> Server:
     port = port or free_port()
     argv = [*jobq, "serve", "--host", HOST, "--port", str(port), "--db", db]
-    server = Server("jobq", argv, port, log, env={"JOBQ_ADMIN_KEY": admin_key})
+    # not from the repo root: there `python -m jobq` imports the checkout's code before
+    # anything on PYTHONPATH, and a peer given as `env PYTHONPATH=OLD python -m jobq`
+    # would be this checkout again
+    server = Server("jobq", argv, port, log, env={"JOBQ_ADMIN_KEY": admin_key},
+                    cwd=log.parent.resolve())
     return server.start("/system/ts")
 
 
