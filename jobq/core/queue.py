@@ -196,7 +196,7 @@ class JobQueue:
     ) -> int:
         if keys is None:
             who.check_admin()
-            return await self.storage.cancel(project, None, count, who.name)
+            return (await self.storage.cancel(project, None, count, who.name)).count
         parsed = []
         for i, item in enumerate(keys, 1):
             where = f"item {i}"
@@ -206,7 +206,7 @@ class JobQueue:
             who.check_job(key)
             parsed.append(key)
         await check_run(self.storage, who)
-        return await self.storage.cancel(project, parsed, None, who.name)
+        return (await self.storage.cancel(project, parsed, None, who.name)).count
 
     # -- reads -------------------------------------------------------------------------
 

@@ -50,6 +50,15 @@ class Updated:
     prevstate: State
 
 
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """What a cancel did: `count` jobs were pending or running (the answer), of which
+    `finished` were pending and finished by it (the rest recorded the request)."""
+
+    count: int
+    finished: int
+
+
 @dataclass(slots=True)
 class ListQuery:
     """The filters shared by `list`, `count` and `summary`."""

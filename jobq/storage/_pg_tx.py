@@ -34,7 +34,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from jobq import errors
 from jobq.domain import changes, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
-from jobq.domain.records import JobUpdate, NewJob, Pushed, StartRequest, Updated
+from jobq.domain.records import Cancelled, JobUpdate, NewJob, Pushed, StartRequest, Updated
 from jobq.storage._pg_sql import Q
 
 
@@ -347,7 +347,7 @@ async def update(tx: Tx, updates: Sequence[JobUpdate], actor: str) -> list[Updat
 
 async def cancel(
     tx: Tx, keys: Sequence[JobKey] | None, limit: int | None, actor: str
-) -> int:
+) -> Cancelled:
     if keys is None:
         rows = await tx.all(Q.oldest_pending, {"project": tx.project, "limit": limit})
     else:
@@ -359,7 +359,7 @@ async def cancel(
         change = changes.cancelled(orjson.loads(raw), State(state_no), tx.take, tx.ts,
                                    tx.now_ms, actor)
         await _store(tx, int(sid), int(job_no), change)
-    return len(rows)
+    return Cancelled(len(rows), sum(1 for row in rows if row[2] == State.PENDING))
 
 
 async def _load_meta(tx: Tx, key: JobKey) -> dict[str, Any] | None:

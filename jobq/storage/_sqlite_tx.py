@@ -20,7 +20,7 @@ import orjson
 
 from jobq.domain import changes, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
-from jobq.domain.records import JobUpdate, NewJob, Pushed, StartRequest, Updated
+from jobq.domain.records import Cancelled, JobUpdate, NewJob, Pushed, StartRequest, Updated
 
 _POSITION_COLUMN = {
     State.PENDING: "pending_position",
@@ -307,7 +307,7 @@ def cancel(
     limit: int | None,
     actor: str,
     now_ms: int,
-) -> int:
+) -> Cancelled:
     if keys is None:
         rows = conn.execute(
             "SELECT id, state, meta FROM jobs WHERE project_id = ? AND state = 0"
@@ -327,7 +327,7 @@ def cancel(
         _store(conn, row_id, changes.cancelled(orjson.loads(raw), State(state_no),
                                                positions.take, jobs.ts_of, now_ms, actor))
     positions.save()
-    return len(rows)
+    return Cancelled(len(rows), sum(1 for _, state, _ in rows if state == State.PENDING))
 
 
 def _load_meta(conn: sqlite3.Connection, key: JobKey) -> tuple[int, dict[str, Any]] | None:

@@ -17,6 +17,7 @@ from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
+    Cancelled,
     JobRecord,
     JobUpdate,
     ListQuery,
@@ -84,11 +85,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def cancel(
         self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
-    ) -> int:
+    ) -> Cancelled:
         """Cancel the given jobs (or, with `keys=None`, up to `limit` pending jobs,
         oldest first). A pending job becomes finished with `close_reason: cancelled`;
-        a running job records `cancel_requested_time`. Returns how many were pending or
-        running."""
+        a running job records `cancel_requested_time`."""
 
     @abc.abstractmethod
     async def set_job_meta(self, key: JobKey, fields: dict[str, Any]) -> bool:

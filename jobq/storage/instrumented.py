@@ -10,7 +10,7 @@ from typing import Any
 
 from jobq import errors, metrics
 from jobq.domain.jobs import JobKey, SpiderKey, State
-from jobq.domain.records import JobUpdate, ListQuery, Pushed, Updated
+from jobq.domain.records import Cancelled, JobUpdate, Pushed, Updated
 
 
 def _finished(updates: Sequence[JobUpdate], done: Sequence[Updated]) -> int:
@@ -57,17 +57,10 @@ class InstrumentedStorage:
 
     async def cancel(
         self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
-    ) -> int:
-        """Cancelling a pending job finishes it: count those. `cancel` answers how many
-        were pending *or running*, so for named jobs count the pending ones first (a job
-        claimed between the two reads is counted when its worker finishes it, too: rare
-        enough for a metric)."""
-        pending: int | None = None
-        if keys is not None:
-            query = ListQuery(states=(State.PENDING,), keys=tuple(keys), count=None)
-            pending = await self.count_jobs(project, query)
-        cancelled: int = await self._cancel(project, keys, limit, actor)
-        metrics.JOBS_FINISHED.value += cancelled if pending is None else min(pending, cancelled)
+    ) -> Cancelled:
+        """Cancelling a pending job finishes it: count those."""
+        cancelled: Cancelled = await self._cancel(project, keys, limit, actor)
+        metrics.JOBS_FINISHED.value += cancelled.finished
         return cancelled
 
     def __getattr__(self, name: str) -> Any:

@@ -133,6 +133,7 @@ from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
+    Cancelled,
     JobRecord,
     JobUpdate,
     ListQuery,
@@ -711,7 +712,7 @@ class PostgresStorage(Storage):
 
     async def cancel(
         self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
-    ) -> int:
+    ) -> Cancelled:
         return await self._write(
             project, functools.partial(tx.cancel, keys=keys, limit=limit, actor=actor)
         )

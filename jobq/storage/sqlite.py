@@ -36,6 +36,7 @@ from jobq.domain.jobs import JobKey, State
 from jobq.domain.leases import JobAnswer, Lease, LostPolicy, NewLease, Stop, Timeouts, Worker
 from jobq.domain.records import (
     ApiKey,
+    Cancelled,
     JobRecord,
     JobUpdate,
     ListQuery,
@@ -282,7 +283,7 @@ class SqliteStorage(Storage):
 
     async def cancel(
         self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
-    ) -> int:
+    ) -> Cancelled:
         return await self._write(functools.partial(tx.cancel, project=project, keys=keys,
                                                    limit=limit, actor=actor, now_ms=self._now_ms()))
 

@@ -11,7 +11,7 @@ import pytest
 from jobq import errors
 from jobq.domain import filters, jobs
 from jobq.domain.jobs import JobKey, SpiderKey, State
-from jobq.domain.records import JobUpdate, ListQuery, NewJob, StartRequest
+from jobq.domain.records import Cancelled, JobUpdate, ListQuery, NewJob, StartRequest
 from jobq.storage.base import UNITS_CAP, Storage
 
 pytestmark = pytest.mark.anyio
@@ -276,17 +276,18 @@ async def test_spider_key_update_goes_queue_by_queue_oldest_first(storage: Stora
 async def test_cancel_finishes_pending_and_flags_running(storage: Storage) -> None:
     [a, b, c] = await push(storage, new(), new(), new(state=State.FINISHED))
     await move(storage, b, State.RUNNING)
-    assert await storage.cancel(P, [a, b, c, JobKey(P, 7, 7)], None, "canceller") == 2
+    assert await storage.cancel(P, [a, b, c, JobKey(P, 7, 7)], None, "canceller") == Cancelled(
+        count=2, finished=1)
     meta_a, meta_b = await storage.get_job_meta(a), await storage.get_job_meta(b)
     assert meta_a is not None and meta_b is not None
     assert meta_a["state"] == "finished" and meta_a["close_reason"] == "cancelled"
     assert meta_b["state"] == "running" and "cancel_requested_time" in meta_b
-    assert await storage.cancel(P, [a], None, "canceller") == 0
+    assert await storage.cancel(P, [a], None, "canceller") == Cancelled(count=0, finished=0)
 
 
 async def test_cancel_with_a_limit_takes_the_oldest_pending(storage: Storage) -> None:
     created = await push(storage, *[new() for _ in range(5)])
-    assert await storage.cancel(P, None, 2, "admin") == 2
+    assert await storage.cancel(P, None, 2, "admin") == Cancelled(count=2, finished=2)
     assert await keys(storage, states=(State.PENDING,)) == [str(k) for k in created[:1:-1]]
 
 
