@@ -136,7 +136,8 @@ def serve(host: str, port: int, db: str, admin_key: str | None, sqlite_synchrono
                             port, log_level)
         return
     app = create_app(settings, storage)
-    serving.run(app, host, port, log_level, http_server, on_stop=app.drain)
+    serving.run(app, host, port, log_level, http_server, on_stop=app.drain,
+                started=app.started)
 
 
 def _check_workers(workers: int, db: str, http_server: str) -> None:

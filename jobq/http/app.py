@@ -62,6 +62,8 @@ class JobqApp:
         self.tasks: list[asyncio.Task[None]] = []
         self._wakeups: Wakeups | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: set once the lifespan has started the app (the server serves it from then on)
+        self.started = asyncio.Event()
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -83,6 +85,7 @@ class JobqApp:
                                 "message": traceback.format_exc()})
                     raise
                 await send({"type": "lifespan.startup.complete"})
+                self.started.set()
             elif message["type"] == "lifespan.shutdown":
                 await self._stop()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -21,20 +21,24 @@ from types import FrameType
 from typing import Any, NoReturn
 
 SERVERS = ("granian", "uvicorn")
+#: seconds from the app's startup to granian's worker serving it (a few loop steps)
+_REGISTERED_AFTER = 0.05
 
 
 def run(app: Any, host: str, port: int, log_level: str, server: str = "granian",
-        on_stop: Callable[[], None] = lambda: None) -> None:
-    """Serve `app` until SIGTERM or SIGINT; `on_stop` is called first thing then (from
-    the signal handler), before the server waits for the requests in flight."""
+        on_stop: Callable[[], None] = lambda: None,
+        started: asyncio.Event | None = None) -> None:
+    """Serve `app` until SIGTERM or SIGINT; `on_stop` is called first thing then, before
+    the server waits for the requests in flight. `started` (set once the app's lifespan
+    has started it) lets granian hold a stop asked for while the app starts."""
     if server == "uvicorn":
         _uvicorn(app, host, port, log_level, on_stop)
     else:
-        _granian(app, host, port, log_level, on_stop)
+        _granian(app, host, port, log_level, on_stop, started)
 
 
 def _granian(app: Any, host: str, port: int, log_level: str,
-             on_stop: Callable[[], None]) -> None:
+             on_stop: Callable[[], None], started: asyncio.Event | None) -> None:
     import uvloop
     from granian.constants import Interfaces
     from granian.errors import FatalError
@@ -52,10 +56,23 @@ def _granian(app: Any, host: str, port: int, log_level: str,
                           websockets=False, log_level=LogLevels(log_level.lower()),
                           log_dictconfig=through_ours)
         loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
 
-        def stop() -> None:
+        async def stop_once_serving() -> None:
+            # granian (2.8) loses a stop asked for before its worker registered for it (a
+            # WorkerSignal callback added after set() never runs): the process would never
+            # exit. So a SIGTERM that comes while the app starts waits until the app has
+            # started, and a moment more: granian registers and serves in the steps that
+            # follow the app's startup
+            if started is not None:
+                await started.wait()
+                await asyncio.sleep(_REGISTERED_AFTER)
             on_stop()
             embedded.stop()  # type: ignore[no-untyped-call]
+
+        def stop() -> None:
+            if not stopping:  # a second SIGTERM changes nothing
+                stopping.append(loop.create_task(stop_once_serving()))
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
@@ -157,7 +174,7 @@ def _child(parent: int, make_app: Callable[[], Any], host: str, port: int,
     try:
         _die_with_parent(parent)
         app = make_app()
-        run(app, host, port, log_level, "granian", on_stop=app.drain)
+        run(app, host, port, log_level, "granian", on_stop=app.drain, started=app.started)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
