@@ -319,6 +319,27 @@ def update_one(project: int, upd: JobUpdate, now_ms: int, actor: str) -> OneTrip
     }, answer, key=(key.spider, key.job))
 
 
+def cancel_one(key: JobKey, now_ms: int, actor: str) -> OneTrip:
+    """The cancel of one job named by its key as one statement: `update_one` moving it to
+    finished from pending only, with the cancel's patch. Its answer is None for a running
+    job, which the statement left as it was: the request it records keeps the fields the
+    job has (`jobs.cancel`), which a patch cannot say, so the caller cancels it as usual."""
+    patch: dict[str, Any] = {}
+    jobs.cancel(patch, State.PENDING, now_ms, actor)
+
+    def answer(row: tuple[Any, ...] | None) -> Cancelled | None:
+        if row is not None and row[0] == State.RUNNING:
+            return None
+        moved = row is not None and row[0] == State.PENDING
+        return Cancelled(int(moved), int(moved))
+
+    return OneTrip(Q.update_one, {
+        "spider": key.spider, "job": key.job, "state": int(State.FINISHED),
+        "sources": 1 << State.PENDING, "moved": _members(patch), "same": "",
+        "tags_changed": False, "tags": None,
+    }, answer, key=(key.spider, key.job))
+
+
 async def _select_targets(
     tx: Tx, target: JobKey | SpiderKey
 ) -> list[tuple[Any, ...]]:

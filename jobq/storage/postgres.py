@@ -68,7 +68,7 @@ cannot form; a deadlock or serialization failure would replay the batch anyway.
 A late batch sends its writes and COMMIT together, so an error there cannot be told to
 one operation: the batch is rolled back and its operations run again one by one.
 
-## One round trip (startjob, an update of one job to a state)
+## One round trip (startjob, an update of one job to a state, a cancel of one job)
 
 A worker's cycle, startjob then the update that finishes its job, needs no Python between
 reading the job and writing it: what a claim or an update writes into a job's metadata
@@ -83,7 +83,9 @@ the lock order is the same (job rows, botgroups, project row). Each statement se
 earlier ones of its batch, so there is no overlay. An update the rules refuse wrote
 nothing (its statement returns the state it found): it answers Conflict alone, and the
 others of the batch commit. Leased claims and updates of several lines, of a spider or
-without a state stay late-locking batches.
+without a state stay late-locking batches. The cancel of one job named by its key is
+`update_one` moving it to finished from pending only (`cancel_one`); a running job it
+leaves as it was, and the usual cancel then records the request.
 
 A one-trip operation alone in its batch (the usual case with several nodes: each node's
 batches are small) is its statement alone, in autocommit: no BEGIN, COMMIT or pipeline,
@@ -713,6 +715,12 @@ class PostgresStorage(Storage):
     async def cancel(
         self, project: int, keys: Sequence[JobKey] | None, limit: int | None, actor: str
     ) -> Cancelled:
+        if keys is not None and len(keys) == 1 and keys[0].project == project:
+            # a pending job (the usual cancel): one statement
+            done: Cancelled | None = await self._write_one(
+                project, tx.cancel_one(keys[0], self._now_ms(), actor))
+            if done is not None:
+                return done
         return await self._write(
             project, functools.partial(tx.cancel, keys=keys, limit=limit, actor=actor)
         )

@@ -285,6 +285,27 @@ async def test_cancel_finishes_pending_and_flags_running(storage: Storage) -> No
     assert await storage.cancel(P, [a], None, "canceller") == Cancelled(count=0, finished=0)
 
 
+async def test_cancel_of_one_job_by_its_key(storage: Storage) -> None:
+    """One key: PostgreSQL cancels a pending job in one statement, the others as usual."""
+    [a, b, c] = await push(storage, new(), new(), new(state=State.FINISHED))
+    await move(storage, b, State.RUNNING)
+    assert await storage.set_job_meta(b, {"cancelled_by": "earlier"})
+    for key in (c, JobKey(P, 7, 7), JobKey(P, a.spider, 99)):
+        assert await storage.cancel(P, [key], None, "x") == Cancelled(count=0, finished=0)
+    assert await storage.cancel(P, [b], None, "x") == Cancelled(count=1, finished=0)
+    assert await storage.cancel(P, [a], None, "x") == Cancelled(count=1, finished=1)
+    meta_a, meta_b = await storage.get_job_meta(a), await storage.get_job_meta(b)
+    assert meta_a is not None and meta_b is not None
+    assert {k: meta_a[k] for k in ("state", "close_reason", "cancelled_by", "completed_by")} \
+        == {"state": "finished", "close_reason": "cancelled", "cancelled_by": "x",
+            "completed_by": "x"}
+    assert meta_b["state"] == "running" and meta_b["cancelled_by"] == "earlier"
+    assert "cancel_requested_time" in meta_b
+    assert await storage.state_counts(P) == {
+        State.PENDING: 0, State.RUNNING: 1, State.FINISHED: 2}
+    assert await keys(storage, states=(State.FINISHED,)) == [str(a), str(c)]
+
+
 async def test_cancel_with_a_limit_takes_the_oldest_pending(storage: Storage) -> None:
     created = await push(storage, *[new() for _ in range(5)])
     assert await storage.cancel(P, None, 2, "admin") == Cancelled(count=2, finished=2)

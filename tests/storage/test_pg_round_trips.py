@@ -1,7 +1,8 @@
-"""PostgreSQL: startjob and the finish of a job (an update naming one job with a state)
-take one round trip each, BEGIN and COMMIT included (issue 9: each round trip is a wake-up
-of the node's process while the project's queue waits). Counted on the wire: libpq's trace
-of the storage's only pooled connection (see `round_trips`)."""
+"""PostgreSQL: startjob, the finish of a job (an update naming one job with a state) and
+the cancel of one pending job take one round trip each, BEGIN and COMMIT included (issue
+9: each round trip is a wake-up of the node's process while the project's queue waits).
+Counted on the wire: libpq's trace of the storage's only pooled connection (see
+`round_trips`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 from psycopg import pq
 
-from jobq.domain.jobs import State
-from jobq.domain.records import JobUpdate, NewJob, StartRequest
+from jobq.domain.jobs import JobKey, State
+from jobq.domain.records import Cancelled, JobUpdate, NewJob, StartRequest
 from jobq.storage.postgres import PostgresStorage
 
 pytestmark = pytest.mark.anyio
@@ -64,5 +65,26 @@ async def test_startjob_and_finish_take_one_round_trip_each(pg_url: str, tmp_pat
         assert await storage.start_job(P, StartRequest({}), "w") is None
         assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 0,
                                                  State.FINISHED: 3}
+    finally:
+        await storage.close()
+
+
+async def test_cancel_of_one_pending_job_takes_one_round_trip(pg_url: str,
+                                                              tmp_path: Path) -> None:
+    storage = PostgresStorage(pg_url, pool_size=1)
+    await storage.open()
+    try:
+        await storage.push(P, [NewJob("s", State.PENDING, 2, None, None, {})] * 3, "t")
+        trace = tmp_path / "trace"
+        async with traced(storage, trace):
+            counts = []
+            for job in (1, 2, 3):
+                before = round_trips(trace)
+                done = await storage.cancel(P, [JobKey(P, 1, job)], None, "a")
+                assert done == Cancelled(count=1, finished=1)
+                counts.append(round_trips(trace) - before)
+        assert counts == [1, 1, 1]
+        counted = await storage.state_counts(P)
+        assert (counted[State.PENDING], counted[State.FINISHED]) == (0, 3)
     finally:
         await storage.close()
