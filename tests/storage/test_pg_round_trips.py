@@ -45,46 +45,47 @@ async def traced(storage: PostgresStorage, trace: Path) -> AsyncIterator[None]:
             conn.pgconn.untrace()
 
 
-async def test_startjob_and_finish_take_one_round_trip_each(pg_url: str, tmp_path: Path) -> None:
+@pytest.fixture
+async def three_pending(pg_url: str) -> AsyncIterator[PostgresStorage]:
+    """A storage with one pooled connection (the one traced) and three pending jobs."""
     storage = PostgresStorage(pg_url, pool_size=1)
     await storage.open()
     try:
         await storage.push(P, [NewJob("s", State.PENDING, 2, None, None, {})] * 3, "t")
-        trace = tmp_path / "trace"
-        async with traced(storage, trace):
-            counts = []
-            for _ in range(3):
-                before = round_trips(trace)
-                claimed = await storage.start_job(P, StartRequest({}), "w")
-                assert claimed is not None
-                started = round_trips(trace)
-                done = await storage.update(P, [JobUpdate(claimed[0], State.FINISHED, {})], "w")
-                assert [u.prevstate for u in done] == [State.RUNNING]
-                counts.append((started - before, round_trips(trace) - started))
-        assert counts == [(1, 1)] * 3
-        assert await storage.start_job(P, StartRequest({}), "w") is None
-        assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 0,
-                                                 State.FINISHED: 3}
+        yield storage
     finally:
         await storage.close()
 
 
-async def test_cancel_of_one_pending_job_takes_one_round_trip(pg_url: str,
+async def test_startjob_and_finish_take_one_round_trip_each(three_pending: PostgresStorage,
+                                                           tmp_path: Path) -> None:
+    storage, trace = three_pending, tmp_path / "trace"
+    async with traced(storage, trace):
+        counts = []
+        for _ in range(3):
+            before = round_trips(trace)
+            claimed = await storage.start_job(P, StartRequest({}), "w")
+            assert claimed is not None
+            started = round_trips(trace)
+            done = await storage.update(P, [JobUpdate(claimed[0], State.FINISHED, {})], "w")
+            assert [u.prevstate for u in done] == [State.RUNNING]
+            counts.append((started - before, round_trips(trace) - started))
+    assert counts == [(1, 1)] * 3
+    assert await storage.start_job(P, StartRequest({}), "w") is None
+    assert await storage.state_counts(P) == {State.PENDING: 0, State.RUNNING: 0,
+                                             State.FINISHED: 3}
+
+
+async def test_cancel_of_one_pending_job_takes_one_round_trip(three_pending: PostgresStorage,
                                                               tmp_path: Path) -> None:
-    storage = PostgresStorage(pg_url, pool_size=1)
-    await storage.open()
-    try:
-        await storage.push(P, [NewJob("s", State.PENDING, 2, None, None, {})] * 3, "t")
-        trace = tmp_path / "trace"
-        async with traced(storage, trace):
-            counts = []
-            for job in (1, 2, 3):
-                before = round_trips(trace)
-                done = await storage.cancel(P, [JobKey(P, 1, job)], None, "a")
-                assert done == Cancelled(count=1, finished=1)
-                counts.append(round_trips(trace) - before)
-        assert counts == [1, 1, 1]
-        counted = await storage.state_counts(P)
-        assert (counted[State.PENDING], counted[State.FINISHED]) == (0, 3)
-    finally:
-        await storage.close()
+    storage, trace = three_pending, tmp_path / "trace"
+    async with traced(storage, trace):
+        counts = []
+        for job in (1, 2, 3):
+            before = round_trips(trace)
+            done = await storage.cancel(P, [JobKey(P, 1, job)], None, "a")
+            assert done == Cancelled(count=1, finished=1)
+            counts.append(round_trips(trace) - before)
+    assert counts == [1, 1, 1]
+    counted = await storage.state_counts(P)
+    assert (counted[State.PENDING], counted[State.FINISHED]) == (0, 3)
