@@ -58,6 +58,11 @@ class Cancelled:
     count: int
     finished: int
 
+    @classmethod
+    def of(cls, states: Sequence[int]) -> Cancelled:
+        """The cancel of jobs that were in these states (pending or running)."""
+        return cls(len(states), sum(1 for state in states if state == State.PENDING))
+
 
 @dataclass(slots=True)
 class ListQuery:

@@ -21,8 +21,11 @@ from types import FrameType
 from typing import Any, NoReturn
 
 SERVERS = ("granian", "uvicorn")
+log = logging.getLogger("jobq.serve")
 #: seconds from the app's startup to granian's worker serving it (a few loop steps)
 _REGISTERED_AFTER = 0.05
+#: logged when a SIGTERM or SIGINT comes while the app starts
+_HELD = "stopping once the app has started"
 
 
 def run(app: Any, host: str, port: int, log_level: str, server: str = "granian",
@@ -65,6 +68,8 @@ def _granian(app: Any, host: str, port: int, log_level: str,
             # started, and a moment more: granian registers and serves in the steps that
             # follow the app's startup
             if started is not None:
+                if not started.is_set():
+                    log.info(_HELD)
                 await started.wait()
                 await asyncio.sleep(_REGISTERED_AFTER)
             on_stop()
@@ -90,6 +95,8 @@ def _uvicorn(app: Any, host: str, port: int, log_level: str,
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if not self.started:
+                log.info(_HELD)
             on_stop()
             super().handle_exit(sig, frame)
 
@@ -124,7 +131,6 @@ def run_workers(make_app: Callable[[], Any], workers: int, host: str, port: int,
     """Serve with `workers` child processes (granian only); SIGTERM or SIGINT stops
     them gracefully and exits 0. A child that exits on its own stops the others, and the
     parent exits with its status (a supervisor restarts the whole group)."""
-    log = logging.getLogger("jobq.serve")
     children: set[int] = set()
     stopping = False
 
@@ -179,7 +185,7 @@ def _child(parent: int, make_app: Callable[[], Any], host: str, port: int,
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
-        logging.getLogger("jobq.serve").exception("server process %d failed", os.getpid())
+        log.exception("server process %d failed", os.getpid())
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -380,7 +380,7 @@ async def cancel(
         change = changes.cancelled(orjson.loads(raw), State(state_no), tx.take, tx.ts,
                                    tx.now_ms, actor)
         await _store(tx, int(sid), int(job_no), change)
-    return Cancelled(len(rows), sum(1 for row in rows if row[2] == State.PENDING))
+    return Cancelled.of([row[2] for row in rows])
 
 
 async def _load_meta(tx: Tx, key: JobKey) -> dict[str, Any] | None:

@@ -327,7 +327,7 @@ def cancel(
         _store(conn, row_id, changes.cancelled(orjson.loads(raw), State(state_no),
                                                positions.take, jobs.ts_of, now_ms, actor))
     positions.save()
-    return Cancelled(len(rows), sum(1 for _, state, _ in rows if state == State.PENDING))
+    return Cancelled.of([state for _, state, _ in rows])
 
 
 def _load_meta(conn: sqlite3.Connection, key: JobKey) -> tuple[int, dict[str, Any]] | None:

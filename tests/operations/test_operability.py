@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.helpers import Server, free_port, jobq_command
+from tests.helpers import Server, free_port, jobq_command, wait_until
 
 P = 53
 
@@ -265,17 +265,20 @@ def test_sigterm_while_the_app_starts_stops_it_once_started(http_server: str, pg
             [*jobq_command(), "serve", "--port", str(free_port()), "--db", pg_url,
              "--log-level", "info", "--http-server", http_server],
             env=env, stdout=out, stderr=subprocess.STDOUT)
+    db = pg_url.rpartition("/")[2]
+
+    def waiting_for_the_lock() -> bool:
+        with psycopg.connect(pg_url) as watcher:
+            row = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                                  " AND wait_event_type = 'Lock'", (db,)).fetchone()
+        return process.poll() is None and row is not None and row[0] > 0
+
     try:
-        deadline = time.monotonic() + 30
-        # the app's start-up has begun: the server's signal handlers are in place
-        while b"Waiting for application startup" not in log.read_bytes() \
-                and b"Spawning worker-1" not in log.read_bytes():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.02)
-        time.sleep(0.2)
+        # the app's start-up waits: the server's signal handlers are in place
+        wait_until("the server waits for the lock", waiting_for_the_lock)
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        assert process.poll() is None, "exited before the app had started"
+        wait_until("the server holds the stop", lambda: process.poll() is None
+                   and b"stopping once the app has started" in log.read_bytes())
         lock.rollback()
         assert process.wait(15) == 0, log.read_text()
     finally:
